@@ -1,0 +1,126 @@
+"""Group commit: one lane per ticketed event, one writer at a time, commands decided in batches.
+
+Commands for the same event that arrive while an append is in flight queue up in the event's
+lane. The thread at the head of the queue becomes the leader: it fast-forwards the lane's
+cached aggregate, decides every queued command on that one state (each command either adds
+pending domain events or raises its own domain error), appends all the pending events in one
+transaction, and hands each caller its own outcome. Threads of one process never fight each
+other for a version; processes that share a store meet on the store's optimistic version
+check, and the loser reloads incrementally and decides its batch again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+A = TypeVar("A")
+MAX_BATCH = 512
+
+
+@dataclass
+class Command:
+    """A queued command: ``decide`` runs against the aggregate and returns the outcome."""
+
+    decide: Callable[[Any], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: Any = None
+    error: BaseException | None = None
+    is_leader: bool = False
+    settled: bool = False
+
+    def settle(self, outcome: Any = None, error: BaseException | None = None) -> None:
+        self.outcome, self.error, self.settled = outcome, error, True
+        self.done.set()
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.outcome
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    commands: int = 0
+    conflicts: int = 0
+    largest_batch: int = 0
+
+    def record(self, size: int) -> None:
+        self.batches += 1
+        self.commands += size
+        self.largest_batch = max(self.largest_batch, size)
+
+
+class Lane(Generic[A]):
+    def __init__(self, aggregate_id: UUID) -> None:
+        self.aggregate_id = aggregate_id
+        self.mutex = threading.Lock()
+        self.queue: list[Command] = []
+        self.busy = False
+        self.aggregate: A | None = None
+
+
+class Lanes(Generic[A]):
+    """Serialises and batches commands per aggregate id.
+
+    ``run_batch(lane, commands)`` is supplied by the application service: it decides and
+    appends one batch, settling every command in it, and keeps ``lane.aggregate`` current.
+    """
+
+    def __init__(self, run_batch: Callable[[Lane[A], list[Command]], None]) -> None:
+        self._run_batch = run_batch
+        self._lanes: dict[UUID, Lane[A]] = {}
+        self._lanes_mutex = threading.Lock()
+        self.stats = BatchStats()
+
+    def lane(self, aggregate_id: UUID) -> Lane[A]:
+        with self._lanes_mutex:
+            lane = self._lanes.get(aggregate_id)
+            if lane is None:
+                lane = self._lanes[aggregate_id] = Lane(aggregate_id)
+            return lane
+
+    def forget(self, aggregate_id: UUID) -> None:
+        with self._lanes_mutex:
+            lane = self._lanes.get(aggregate_id)
+            if lane is not None:
+                lane.aggregate = None
+
+    def execute(self, aggregate_id: UUID, decide: Callable[[A], Any]) -> Any:
+        lane = self.lane(aggregate_id)
+        command = Command(decide)
+        with lane.mutex:
+            lane.queue.append(command)
+            if not lane.busy:
+                lane.busy = True
+                command.is_leader = True
+        if not command.is_leader:
+            command.done.wait()
+            if not command.is_leader:
+                return command.result()
+        self._lead(lane)
+        return command.result()
+
+    def _lead(self, lane: Lane[A]) -> None:
+        with lane.mutex:
+            batch = lane.queue[:MAX_BATCH]
+            del lane.queue[:MAX_BATCH]
+        try:
+            self.stats.record(len(batch))
+            self._run_batch(lane, batch)
+        except Exception as error:  # settle everyone: no caller may wait forever
+            for command in batch:
+                if not command.settled:
+                    command.settle(error=error)
+        finally:
+            with lane.mutex:
+                if lane.queue:
+                    successor = lane.queue[0]
+                    successor.is_leader = True
+                    successor.done.set()
+                else:
+                    lane.busy = False

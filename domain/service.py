@@ -1,0 +1,543 @@
+"""The application service: one method per command, the only place that loads and saves.
+
+Ticketed-event commands go through per-event lanes (``domain.lanes``) so that commands of
+one process never fight over a version and are appended in batches. User commands are rare
+and use the library's repository directly, with uniqueness enforced by index aggregates.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import (
+    BookingNotFound,
+    DomainError,
+    EmailTaken,
+    EventNotFound,
+    InvalidCommand,
+    InvalidCredentials,
+    ServiceBusy,
+    UsernameTaken,
+    UserNotFound,
+)
+from domain.event import (
+    BookingOutcome,
+    CancelOutcome,
+    Event,
+    Idempotency,
+    parse_entry_id,
+)
+from domain.lanes import Command, Lane, Lanes
+from domain.passwords import Passwords
+from domain.user import (
+    ADMIN,
+    GRANTABLE_ROLES,
+    UniqueName,
+    User,
+    index_id,
+    normalise_email,
+    normalise_username,
+)
+
+log = logging.getLogger("ticketing.events")
+
+IDEMPOTENT_CREATE_NAMESPACE = UUID("6f1c9a44-3f7e-4c55-9d0e-0a2b7c1e5d11")
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: str
+    username: str
+    email: str
+    roles: list[str]
+    created_at: datetime
+    credential_version: int
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.roles
+
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        return cls(
+            id=str(user.id),
+            username=user.username,
+            email=user.email,
+            roles=list(user.roles),
+            created_at=user.created_on,
+            credential_version=user.credential_version,
+        )
+
+
+@dataclass(frozen=True)
+class EventView:
+    """The write model's own view of an event, as of the version just committed."""
+
+    id: str
+    name: str
+    total_tickets: int
+    available_tickets: int
+    booked_tickets: int
+    waiting_list_count: int
+    max_tickets_per_user: int
+    organizer_id: str
+    closed: bool
+    created_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, event: Event) -> EventView:
+        return cls(
+            id=str(event.id),
+            name=event.name,
+            total_tickets=event.total_tickets,
+            available_tickets=event.available,
+            booked_tickets=event.booked,
+            waiting_list_count=len(event.waitlist),
+            max_tickets_per_user=event.max_tickets_per_user,
+            organizer_id=event.organizer_id,
+            closed=event.closed,
+            created_at=event.created_on,
+            version=event.version,
+        )
+
+
+class TicketingService(Application[UUID]):
+    """Use cases of the booking service."""
+
+    name = "ticketing"
+    is_snapshotting_enabled = True
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.max_attempts = int(self.env.get("COMMAND_MAX_ATTEMPTS") or 12)
+        self.snapshot_interval = int(self.env.get("SNAPSHOT_INTERVAL") or 1000)
+        self.passwords = Passwords(
+            time_cost=int(self.env.get("ARGON2_TIME_COST") or 3),
+            memory_cost=int(self.env.get("ARGON2_MEMORY_COST") or 65536),
+        )
+        self.lanes: Lanes[Event] = Lanes(self._run_batch)
+        self.after_append: list[Callable[[], None]] = []
+
+    # ================================================================ events
+    def create_event(
+        self,
+        organizer_id: str,
+        name: str,
+        total_tickets: int,
+        max_tickets_per_user: int = 1,
+        idempotency: Idempotency | None = None,
+    ) -> EventView:
+        Event.validate_new(name, total_tickets, max_tickets_per_user)
+        event_id = uuid4()
+        if idempotency is not None:
+            # A retried create maps onto the same id, so the store itself refuses a twin.
+            event_id = uuid5(IDEMPOTENT_CREATE_NAMESPACE, idempotency.key)
+            existing = self._find_event(event_id)
+            if existing is not None:
+                existing.replay(idempotency)
+                return EventView.of(existing)
+        event = Event(
+            id=event_id,
+            name=name,
+            total_tickets=total_tickets,
+            max_tickets_per_user=max_tickets_per_user,
+            organizer_id=organizer_id,
+            idempotency_key=idempotency.key if idempotency else None,
+            request_hash=idempotency.request_hash if idempotency else None,
+        )
+        try:
+            self._save_and_announce(event)
+        except IntegrityError:
+            existing = self._find_event(event_id)
+            if existing is None or idempotency is None:
+                raise
+            existing.replay(idempotency)
+            return EventView.of(existing)
+        return EventView.of(event)
+
+    def book(
+        self,
+        event_id: str,
+        user_id: str,
+        quantity: int = 1,
+        idempotency: Idempotency | None = None,
+    ) -> BookingOutcome:
+        return self._execute(
+            self._event_uuid(event_id),
+            lambda event: event.book(user_id, quantity, idempotency),
+        )
+
+    def cancel(
+        self,
+        actor_id: str,
+        *,
+        booking_id: str | None = None,
+        waiting_list_id: str | None = None,
+        event_id: str | None = None,
+        actor_is_admin: bool = False,
+        idempotency: Idempotency | None = None,
+    ) -> tuple[str, CancelOutcome]:
+        """Cancel by exactly one of booking id, waitlist id, or event id (own holding)."""
+        given = [value for value in (booking_id, waiting_list_id, event_id) if value is not None]
+        if len(given) != 1:
+            raise InvalidCommand("Give exactly one of bookingId, waitingListId, eventId.")
+        if event_id is not None:
+            target = self._event_uuid(event_id)
+        else:
+            parsed = parse_entry_id(booking_id or waiting_list_id or "")
+            if parsed is None:
+                raise BookingNotFound("No such booking or waitlist entry.")
+            target = parsed[1]
+        outcome = self._execute(
+            target,
+            lambda event: event.cancel(
+                actor_id,
+                booking_id=booking_id,
+                waiting_list_id=waiting_list_id,
+                user_id=actor_id if event_id is not None else None,
+                actor_is_admin=actor_is_admin,
+                idempotency=idempotency,
+            ),
+            missing=_booking_not_found if event_id is None else None,
+        )
+        return str(target), outcome
+
+    def close_event(
+        self,
+        event_id: str,
+        actor_id: str,
+        *,
+        actor_is_admin: bool = False,
+        idempotency: Idempotency | None = None,
+    ) -> EventView:
+        def decide(event: Event) -> None:
+            event.close(actor_id, actor_is_admin=actor_is_admin, idempotency=idempotency)
+
+        return self._execute_and_view(self._event_uuid(event_id), decide)
+
+    def change_capacity(
+        self,
+        event_id: str,
+        actor_id: str,
+        total_tickets: int,
+        *,
+        actor_is_admin: bool = False,
+        idempotency: Idempotency | None = None,
+    ) -> EventView:
+        def decide(event: Event) -> None:
+            event.change_capacity(
+                actor_id, total_tickets, actor_is_admin=actor_is_admin, idempotency=idempotency
+            )
+
+        return self._execute_and_view(self._event_uuid(event_id), decide)
+
+    def get_event(self, event_id: str, version: int | None = None) -> Event:
+        """The aggregate rebuilt from the store (at ``version``, or the latest)."""
+        uuid = self._event_uuid(event_id)
+        try:
+            event = self.repository.get(uuid, version=version)
+        except AggregateNotFoundError:
+            raise EventNotFound("No such event.") from None
+        if not isinstance(event, Event):
+            raise EventNotFound("No such event.")
+        return event
+
+    def history(self, event_id: str, from_version: int = 1, limit: int | None = None) -> list[Any]:
+        """The stored domain events of one ticketed event, oldest first."""
+        uuid = self._event_uuid(event_id)
+        events = list(self.events.get(uuid, gt=from_version - 1, limit=limit))
+        if from_version <= 1 and (
+            not events or getattr(events[0], "originator_topic", None) != Event.TOPIC
+        ):
+            raise EventNotFound("No such event.")
+        return events
+
+    # ================================================================= users
+    def register_user(self, username: str, email: str, password: str) -> UserView:
+        email = normalise_email(email)
+        user = User(
+            username=username.strip(), email=email, password_hash=self.passwords.hash(password)
+        )
+        for _attempt in range(3):
+            try:
+                claims = [
+                    self._claim(
+                        "email", email, user.id, EmailTaken("This email is already registered.")
+                    ),
+                    self._claim(
+                        "username",
+                        normalise_username(username),
+                        user.id,
+                        UsernameTaken("This username is taken."),
+                    ),
+                ]
+                self.save(user, *claims)
+                return UserView.of(user)
+            except IntegrityError:
+                continue  # someone claimed a name meanwhile: look again and say which
+        raise ServiceBusy()
+
+    def authenticate(self, email: str, password: str) -> UserView:
+        user = self._user_by_email(normalise_email(email))
+        if user is None:
+            self.passwords.waste_time(password)
+            raise InvalidCredentials("Wrong email or password.")
+        if not self.passwords.verify(user.password_hash, password):
+            raise InvalidCredentials("Wrong email or password.")
+        return UserView.of(user)
+
+    def get_user(self, user_id: str) -> UserView:
+        return UserView.of(self._user(user_id))
+
+    def update_user(
+        self,
+        user_id: str,
+        *,
+        username: str | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        current_password: str | None = None,
+    ) -> UserView:
+        user = self._user(user_id)
+        email = normalise_email(email) if email is not None else None
+        if (email is not None and email != user.email) or password is not None:
+            if current_password is None or not self.passwords.verify(
+                user.password_hash, current_password
+            ):
+                raise InvalidCredentials("currentPassword is wrong or missing.")
+        changed: list[Any] = [user]
+        if username is not None and normalise_username(username) != normalise_username(
+            user.username
+        ):
+            changed += [
+                self._claim(
+                    "username",
+                    normalise_username(username),
+                    user.id,
+                    UsernameTaken("This username is taken."),
+                ),
+                self._release("username", normalise_username(user.username)),
+            ]
+        if username is not None and username.strip() != user.username:
+            user.change_username(username.strip())
+        if email is not None and email != user.email:
+            changed += [
+                self._claim(
+                    "email", email, user.id, EmailTaken("This email is already registered.")
+                ),
+                self._release("email", user.email),
+            ]
+            user.change_email(email)
+        if password is not None:
+            user.change_password(self.passwords.hash(password))
+        try:
+            self.save(*[aggregate for aggregate in changed if aggregate is not None])
+        except IntegrityError:
+            raise ServiceBusy("The account changed meanwhile, please retry.") from None
+        return UserView.of(user)
+
+    def delete_user(self, user_id: str, held_event_ids: Iterable[str]) -> None:
+        """Cancel the user's holdings (freed seats go to the queues), then close the account."""
+        user = self._user(user_id)
+        for event_id in held_event_ids:
+            event = self._find_event(self._event_uuid(event_id))
+            if event is None or user_id not in event.holders:
+                continue
+            self.cancel(user_id, event_id=event_id)
+        user.delete()
+        releases = [
+            self._release("email", user.email),
+            self._release("username", normalise_username(user.username)),
+        ]
+        self.save(user, *[release for release in releases if release is not None])
+
+    def set_role(self, user_id: str, role: str, grant: bool) -> UserView:
+        if role not in GRANTABLE_ROLES:
+            raise InvalidCommand(f"role must be one of {', '.join(GRANTABLE_ROLES)}.", field="role")
+        user = self._user(user_id)
+        if grant and not user.has_role(role):
+            user.grant_role(role)
+        elif not grant and user.has_role(role):
+            user.revoke_role(role)
+        self.save(user)
+        return UserView.of(user)
+
+    def find_user_by_email(self, email: str) -> UserView:
+        user = self._user_by_email(normalise_email(email))
+        if user is None:
+            raise UserNotFound("No user with this email.")
+        return UserView.of(user)
+
+    # ============================================================== internals
+    def _execute(
+        self,
+        event_id: UUID,
+        decide: Callable[[Event], Any],
+        missing: Callable[[], Exception] | None = None,
+    ) -> Any:
+        try:
+            return self.lanes.execute(event_id, decide)
+        except EventNotFound:
+            if missing is not None:
+                raise missing() from None
+            raise
+
+    def _execute_and_view(self, event_id: UUID, decide: Callable[[Event], None]) -> EventView:
+        return self._execute(event_id, lambda event: (decide(event), EventView.of(event))[1])
+
+    def _run_batch(self, lane: Lane[Event], commands: list[Command]) -> None:
+        """Decide a batch on one state and append it as one transaction; retry on conflict."""
+        event_id = lane.aggregate_id
+        for attempt in range(self.max_attempts):
+            event = self._current(lane, event_id)
+            decided: list[tuple[Command, Any, BaseException | None]] = []
+            for command in commands:
+                try:
+                    decided.append((command, command.decide(event), None))
+                except DomainError as error:  # refused before any change: state intact
+                    decided.append((command, None, error))
+                except Exception as error:
+                    lane.aggregate = None  # the state may be half-changed: reload
+                    command.settle(error=error)
+                    commands = [c for c in commands if c is not command]
+                    break
+            else:
+                previous_version = event.version - len(event.pending_events)
+                try:
+                    if event.pending_events:
+                        self._save_and_announce(event)
+                except IntegrityError:
+                    lane.aggregate = None
+                    self.lanes.stats.conflicts += 1
+                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    continue
+                lane.aggregate = event
+                self._maybe_snapshot(event, previous_version)
+                for command, outcome, error in decided:
+                    command.settle(outcome, error)
+                return
+        busy = ServiceBusy("The event is busy, please retry.")
+        for command in commands:
+            command.settle(error=busy)
+
+    def _current(self, lane: Lane[Event], event_id: UUID) -> Event:
+        """The lane's aggregate, fast-forwarded past anything other processes appended."""
+        event = lane.aggregate
+        if event is None:
+            loaded = self._find_event(event_id)
+            if loaded is None:
+                raise EventNotFound("No such event.")
+            lane.aggregate = loaded
+            return loaded
+        for new_event in self.events.get(event_id, gt=event.version):
+            new_event.mutate(event)
+        return event
+
+    def _maybe_snapshot(self, event: Event, previous_version: int) -> None:
+        if event.version // self.snapshot_interval > previous_version // self.snapshot_interval:
+            self.snapshots.put([self.snapshot_class.take(event)])
+
+    def _save_and_announce(self, *aggregates: Any) -> None:
+        recordings = self.save(*aggregates)
+        for recording in recordings:
+            domain_event = recording.domain_event
+            log.info(
+                "domain event appended",
+                extra={
+                    "event_type": type(domain_event).__name__,
+                    "aggregate_id": str(domain_event.originator_id),
+                    "version": domain_event.originator_version,
+                    "position": recording.notification.id,
+                },
+            )
+        for listener in self.after_append:
+            listener()
+
+    def _find_event(self, event_id: UUID) -> Event | None:
+        try:
+            event = self.repository.get(event_id)
+        except AggregateNotFoundError:
+            return None
+        return event if isinstance(event, Event) else None
+
+    @staticmethod
+    def _event_uuid(event_id: str) -> UUID:
+        try:
+            return UUID(str(event_id))
+        except ValueError:
+            raise EventNotFound("No such event.") from None
+
+    def _user(self, user_id: str) -> User:
+        try:
+            user = self.repository.get(UUID(str(user_id)))
+        except (AggregateNotFoundError, ValueError):
+            raise UserNotFound("No such user.") from None
+        if not isinstance(user, User) or user.deleted:
+            raise UserNotFound("No such user.")
+        return user
+
+    def _user_by_email(self, email: str) -> User | None:
+        index = self._index("email", email)
+        if index is None or index.owner_id is None:
+            return None
+        try:
+            return self._user(index.owner_id)
+        except UserNotFound:
+            return None
+
+    def _index(self, kind: str, value: str) -> UniqueName | None:
+        try:
+            return self.repository.get(index_id(kind, value))
+        except AggregateNotFoundError:
+            return None
+
+    def _claim(self, kind: str, value: str, owner: UUID, taken: Exception) -> UniqueName:
+        index = self._index(kind, value)
+        if index is None:
+            return UniqueName(id=index_id(kind, value), kind=kind, value=value, owner_id=str(owner))
+        if index.owner_id is not None and index.owner_id != str(owner):
+            raise taken
+        index.reclaim(str(owner))
+        return index
+
+    def _release(self, kind: str, value: str) -> UniqueName | None:
+        index = self._index(kind, value)
+        if index is None:
+            return None
+        index.release()
+        return index
+
+
+def _booking_not_found() -> Exception:
+    return BookingNotFound("No such booking or waitlist entry.")
+
+
+def open_service(
+    database_url: str | None = None,
+    *,
+    create_tables: bool = False,
+    pool_size: int = 5,
+    **settings: str,
+) -> TicketingService:
+    """The service on the store that ``DATABASE_URL`` names (see ``domain.persistence``).
+
+    ``settings`` are extra environment entries (e.g. ``SNAPSHOT_INTERVAL``, ``ARGON2_TIME_COST``).
+    """
+    from domain.persistence import eventsourcing_env, parse_database_url
+
+    env = eventsourcing_env(
+        parse_database_url(database_url), create_tables=create_tables, pool_size=pool_size
+    )
+    env.update(settings)
+    return TicketingService(env)
