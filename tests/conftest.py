@@ -1,8 +1,10 @@
 """Shared fixtures: every store-backed test runs on the embedded SQLite file and on PostgreSQL.
 
 PostgreSQL is the server named by ``TEST_POSTGRES_URL`` (default: the local ``test``
-database). On a developer's machine without it the PostgreSQL variants are skipped with the
-reason shown; with ``CI=true`` an unreachable server stops the whole run instead.
+database). Each test session works in its own scratch database on that server, created at
+start and dropped at the end, so concurrent runs never see each other's tables. On a
+developer's machine without PostgreSQL the PostgreSQL variants are skipped with the reason
+shown; with ``CI=true`` an unreachable server stops the whole run instead.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import pytest
 
 from domain.service import TicketingService, open_service
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SCRATCH_DATABASE = f"ticketing_test_{os.getpid()}"
+POSTGRES_URL = SERVER_URL.rsplit("/", 1)[0] + "/" + SCRATCH_DATABASE
 FAST_HASHING = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024"}
 
 
@@ -24,10 +28,14 @@ def _postgres_problem() -> str | None:
     from domain.persistence import parse_database_url
 
     try:
-        with psycopg.connect(parse_database_url(POSTGRES_URL).conninfo(), connect_timeout=3):
+        with psycopg.connect(
+            parse_database_url(SERVER_URL).conninfo(), connect_timeout=3, autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}"')
+            conn.execute(f'CREATE DATABASE "{SCRATCH_DATABASE}"')
             return None
     except psycopg.Error as error:
-        return f"PostgreSQL at {POSTGRES_URL} is unreachable: {error}".strip()
+        return f"PostgreSQL at {SERVER_URL} is unreachable: {error}".strip()
 
 
 POSTGRES_PROBLEM = _postgres_problem()
@@ -38,8 +46,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(f"CI=true requires PostgreSQL: {POSTGRES_PROBLEM}", returncode=3)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if POSTGRES_PROBLEM:
+        return
+    import psycopg
+
+    from domain.persistence import parse_database_url
+
+    with psycopg.connect(parse_database_url(SERVER_URL).conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)')
+
+
 def reset_postgres(url: str = POSTGRES_URL) -> None:
-    """Drop every table of the test database: each test starts from an empty store."""
+    """Drop every table of the scratch database: each test starts from an empty store."""
     import psycopg
 
     from domain.persistence import parse_database_url
