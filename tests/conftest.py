@@ -17,7 +17,9 @@ import pytest
 from domain.service import TicketingService, open_service
 
 SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-SCRATCH_DATABASE = f"ticketing_test_{os.getpid()}"
+# Child processes started by tests inherit the parent's scratch database through the env.
+OWNS_SCRATCH = "TICKETING_TEST_DB" not in os.environ
+SCRATCH_DATABASE = os.environ.setdefault("TICKETING_TEST_DB", f"ticketing_test_{os.getpid()}")
 POSTGRES_URL = SERVER_URL.rsplit("/", 1)[0] + "/" + SCRATCH_DATABASE
 FAST_HASHING = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024"}
 
@@ -31,6 +33,8 @@ def _postgres_problem() -> str | None:
         with psycopg.connect(
             parse_database_url(SERVER_URL).conninfo(), connect_timeout=3, autocommit=True
         ) as conn:
+            if not OWNS_SCRATCH:
+                return None
             conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}"')
             conn.execute(f'CREATE DATABASE "{SCRATCH_DATABASE}"')
             return None
@@ -47,7 +51,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if POSTGRES_PROBLEM:
+    if POSTGRES_PROBLEM or not OWNS_SCRATCH:
         return
     import psycopg
 
