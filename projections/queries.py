@@ -1,0 +1,214 @@
+"""What the API reads: small functions over the read-model tables, returning JSON-ready dicts."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from projections.db import Cursor, ReadModelDatabase
+from projections.runner import LIVE, Lag, measure_lag
+from projections.schema import TRACKING_TABLE
+
+ACTIVE = ("confirmed", "waitlisted")
+
+
+class InvalidCursor(ValueError):
+    """A paging cursor that this service did not issue."""
+
+
+def iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def encode_cursor(*values: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidCursor("cursor is not one this service issued") from None
+    if not isinstance(values, list) or len(values) != arity:
+        raise InvalidCursor("cursor is not one this service issued")
+    return values
+
+
+def status_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "eventId": row["event_id"],
+        "name": row["name"],
+        "totalTickets": row["total_tickets"],
+        "availableTickets": row["available_tickets"],
+        "bookedTickets": row["booked_tickets"],
+        "waitingListCount": row["waiting_list_count"],
+        "status": row["status"],
+        "version": row["version"],
+        "maxTicketsPerUser": row["max_tickets_per_user"],
+        "organizerId": row["organizer_id"],
+        "createdAt": iso(row["created_at"]),
+    }
+
+
+class ReadModel:
+    """Queries over the read models; one instance per process, thread-safe."""
+
+    def __init__(self, database_url: str | None = None, service: Any = None) -> None:
+        self.database = ReadModelDatabase(database_url)
+        self.service = service
+
+    def close(self) -> None:
+        self.database.close()
+
+    def check(self) -> None:
+        self.database.query(f"SELECT position FROM {TRACKING_TABLE} WHERE name = ?", [LIVE])
+
+    def lag(self) -> Lag:
+        return measure_lag(self.service, self.database)
+
+    # ---------------------------------------------------------------- events
+    def event_status(self, event_id: str) -> dict[str, Any] | None:
+        rows = self.database.query("SELECT * FROM event_status WHERE event_id = ?", [event_id])
+        return status_of(rows[0]) if rows else None
+
+    def list_events(self, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        params: list[Any] = []
+        where = ""
+        if cursor:
+            created_at, event_id = decode_cursor(cursor, 2)
+            where = "WHERE (created_at > ? OR (created_at = ? AND event_id > ?))"
+            at = datetime.fromisoformat(created_at) if self.database.is_postgres else created_at
+            params = [at, at, event_id]
+        rows = self.database.query(
+            f"SELECT * FROM event_status {where} ORDER BY created_at, event_id LIMIT ?",
+            [*params, limit + 1],
+        )
+        return _page(rows, limit, status_of, lambda r: (iso(r["created_at"]), r["event_id"]))
+
+    def organizer_of(self, event_id: str) -> str | None:
+        rows = self.database.query(
+            "SELECT organizer_id FROM event_status WHERE event_id = ?", [event_id]
+        )
+        return rows[0]["organizer_id"] if rows else None
+
+    # -------------------------------------------------------- queue/bookings
+    def waitlist(self, event_id: str, limit: int, cursor: str | None) -> tuple[list, str | None]:
+        after = decode_cursor(cursor, 1)[0] if cursor else -1
+
+        def page(tx: Cursor) -> tuple[list[dict], int]:
+            rows = tx.all(
+                "SELECT * FROM waiting_list WHERE event_id = ? AND status = 'waiting' "
+                "AND queue_seq > ? ORDER BY queue_seq LIMIT ?",
+                [event_id, after, limit + 1],
+            )
+            return rows, _position(tx, event_id, rows[0]["queue_seq"]) if rows else 0
+
+        rows, first = self.database.read(page)
+        items = [
+            {
+                "waitingListId": row["waiting_list_id"],
+                "userId": row["user_id"],
+                "quantity": row["quantity_waiting"],
+                "position": first + index,
+                "joinedAt": iso(row["joined_at"]),
+            }
+            for index, row in enumerate(rows[:limit])
+        ]
+        next_cursor = encode_cursor(rows[limit - 1]["queue_seq"]) if len(rows) > limit else None
+        return items, next_cursor
+
+    def bookings(self, event_id: str, limit: int, cursor: str | None) -> tuple[list, str | None]:
+        params: list[Any] = [event_id]
+        where = ""
+        if cursor:
+            where = "AND booking_id > ?"
+            params.append(decode_cursor(cursor, 1)[0])
+        rows = self.database.query(
+            f"SELECT * FROM bookings WHERE event_id = ? AND status = 'confirmed' {where} "
+            "ORDER BY booking_id LIMIT ?",
+            [*params, limit + 1],
+        )
+
+        def render(row: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "bookingId": row["booking_id"],
+                "userId": row["user_id"],
+                "quantity": row["quantity"],
+                "bookedAt": iso(row["booked_at"]),
+            }
+
+        return _page(rows, limit, render, lambda r: (r["booking_id"],))
+
+    def booking_status(self, event_id: str, user_id: str) -> dict[str, Any]:
+        def status(tx: Cursor) -> dict[str, Any]:
+            row = tx.one(
+                "SELECT * FROM user_holdings WHERE event_id = ? AND user_id = ?",
+                [event_id, user_id],
+            )
+            answer = {"eventId": event_id, "userId": user_id, "status": "none"}
+            if row is not None:
+                answer.update(_holding_fields(tx, row))
+            return answer
+
+        return self.database.read(status)
+
+    def user_holdings(self, user_id: str) -> list[dict[str, Any]]:
+        def holdings(tx: Cursor) -> list[dict[str, Any]]:
+            rows = tx.all(
+                "SELECT h.*, e.name AS event_name FROM user_holdings h "
+                "JOIN event_status e ON e.event_id = h.event_id "
+                "WHERE h.user_id = ? AND h.status IN (?, ?) ORDER BY h.updated_at, h.event_id",
+                [user_id, *ACTIVE],
+            )
+            return [
+                {"eventId": row["event_id"], "eventName": row["event_name"]}
+                | _holding_fields(tx, row)
+                for row in rows
+            ]
+
+        return self.database.read(holdings)
+
+    def held_event_ids(self, user_id: str) -> list[str]:
+        rows = self.database.query(
+            "SELECT event_id FROM user_holdings WHERE user_id = ? AND status IN (?, ?)",
+            [user_id, *ACTIVE],
+        )
+        return [row["event_id"] for row in rows]
+
+
+def _position(tx: Cursor, event_id: str, queue_seq: int) -> int:
+    row = tx.one(
+        "SELECT COUNT(*) AS ahead FROM waiting_list "
+        "WHERE event_id = ? AND status = 'waiting' AND queue_seq <= ?",
+        [event_id, queue_seq],
+    )
+    return int(row["ahead"]) if row else 0
+
+
+def _holding_fields(tx: Cursor, row: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {"status": row["status"]}
+    if row["booking_id"]:
+        fields.update(bookingId=row["booking_id"], quantity=row["quantity"])
+    if row["waiting_list_id"]:
+        entry = tx.one(
+            "SELECT queue_seq FROM waiting_list WHERE waiting_list_id = ?", [row["waiting_list_id"]]
+        )
+        fields.update(
+            waitingListId=row["waiting_list_id"],
+            waitingQuantity=row["waiting_quantity"],
+            position=_position(tx, row["event_id"], entry["queue_seq"]) if entry else None,
+        )
+    return fields
+
+
+def _page(rows: list[dict], limit: int, render: Any, key: Any) -> tuple[list, str | None]:
+    items = [render(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(*key(rows[limit - 1])) if len(rows) > limit else None
+    return items, next_cursor

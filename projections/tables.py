@@ -1,0 +1,122 @@
+"""Loading and writing read-model rows in bulk: the only SQL the projection writes with."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from projections.db import Cursor
+from projections.projector import PRIMARY_KEYS, Key, Row
+
+CHUNK = 400
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "event_status": (
+        "event_id",
+        "name",
+        "organizer_id",
+        "total_tickets",
+        "available_tickets",
+        "booked_tickets",
+        "waiting_list_count",
+        "waiting_tickets",
+        "max_tickets_per_user",
+        "status",
+        "version",
+        "created_at",
+        "closed_at",
+        "updated_at",
+    ),
+    "bookings": (
+        "booking_id",
+        "event_id",
+        "user_id",
+        "quantity",
+        "status",
+        "source",
+        "booked_at",
+        "cancelled_at",
+        "cancelled_by",
+        "updated_at",
+    ),
+    "waiting_list": (
+        "waiting_list_id",
+        "event_id",
+        "user_id",
+        "quantity_requested",
+        "quantity_waiting",
+        "quantity_served",
+        "queue_seq",
+        "status",
+        "joined_at",
+        "first_served_at",
+        "promoted_at",
+        "left_at",
+        "updated_at",
+    ),
+    "user_holdings": (
+        "user_id",
+        "event_id",
+        "status",
+        "booking_id",
+        "quantity",
+        "waiting_list_id",
+        "waiting_quantity",
+        "updated_at",
+    ),
+}
+
+
+class RowStore:
+    """Reads and upserts the read-model tables (optionally a suffixed copy, for rebuilds)."""
+
+    def __init__(self, cursor: Cursor, suffix: str = "") -> None:
+        self.cursor = cursor
+        self.suffix = suffix
+
+    def load(self, table: str, keys: list[Key]) -> dict[Key, Row]:
+        found: dict[Key, Row] = {}
+        pk = PRIMARY_KEYS[table]
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            if len(pk) == 1:
+                marks = ",".join("?" * len(chunk))
+                rows = self.cursor.all(
+                    f"SELECT * FROM {table}{self.suffix} WHERE {pk[0]} IN ({marks})", chunk
+                )
+            else:
+                users = sorted({key[0] for key in chunk})
+                events = sorted({key[1] for key in chunk})
+                rows = self.cursor.all(
+                    f"SELECT * FROM {table}{self.suffix} "
+                    f"WHERE user_id IN ({','.join('?' * len(users))}) "
+                    f"AND event_id IN ({','.join('?' * len(events))})",
+                    [*users, *events],
+                )
+            for row in rows:
+                key = row[pk[0]] if len(pk) == 1 else tuple(row[column] for column in pk)
+                found[key] = dict(row)
+        return found
+
+    def upsert(self, table: str, rows: list[Row]) -> None:
+        if not rows:
+            return
+        columns = COLUMNS[table]
+        pk = PRIMARY_KEYS[table]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in pk)
+        sql = (
+            f"INSERT INTO {table}{self.suffix} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT ({', '.join(pk)}) DO UPDATE SET {updates}"
+        )
+        convert = _to_text if not self.cursor.postgres else _identity
+        self.cursor.executemany(sql, [tuple(convert(row[c]) for c in columns) for row in rows])
+
+
+def _to_text(value: Any) -> Any:
+    """SQLite keeps timestamps as ISO-8601 text."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _identity(value: Any) -> Any:
+    return value

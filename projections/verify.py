@@ -1,0 +1,112 @@
+"""Check the read models against a fresh replay of an event's stored history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.errors import EventNotFound
+from domain.event import Event
+from domain.service import TicketingService
+from projections.db import Cursor
+from projections.queries import ReadModel
+
+
+def replay(service: TicketingService, event_id: str) -> Event:
+    """Rebuild the aggregate from every stored event, ignoring snapshots and caches."""
+    aggregate: Event | None = None
+    for domain_event in service.history(event_id):
+        aggregate = domain_event.mutate(aggregate)
+    if aggregate is None:
+        raise EventNotFound("No such event.")
+    return aggregate
+
+
+def verify(service: TicketingService, read_model: ReadModel, event_id: str) -> dict[str, Any]:
+    event = replay(service, event_id)
+    differences: list[dict[str, Any]] = []
+
+    def differ(table: str, key: str, field: str, expected: Any, actual: Any) -> None:
+        if expected != actual:
+            differences.append(
+                {"table": table, "key": key, "field": field, "expected": expected, "actual": actual}
+            )
+
+    def load(tx: Cursor) -> tuple[Any, list, list, list]:
+        status = tx.one("SELECT * FROM event_status WHERE event_id = ?", [event_id])
+        bookings = tx.all(
+            "SELECT booking_id, user_id, quantity FROM bookings "
+            "WHERE event_id = ? AND status = 'confirmed'",
+            [event_id],
+        )
+        waiting = tx.all(
+            "SELECT waiting_list_id, user_id, quantity_waiting FROM waiting_list "
+            "WHERE event_id = ? AND status = 'waiting' ORDER BY queue_seq",
+            [event_id],
+        )
+        holdings = tx.all(
+            "SELECT user_id, booking_id, waiting_list_id FROM user_holdings "
+            "WHERE event_id = ? AND status IN ('confirmed', 'waitlisted')",
+            [event_id],
+        )
+        return status, bookings, waiting, holdings
+
+    status, bookings, waiting, holdings = read_model.database.read(load)
+    if status is None:
+        differ("event_status", event_id, "row", "present", None)
+    else:
+        expected_status = {
+            "name": event.name,
+            "organizer_id": event.organizer_id,
+            "total_tickets": event.total_tickets,
+            "available_tickets": event.available,
+            "booked_tickets": event.booked,
+            "waiting_list_count": len(event.waitlist),
+            "waiting_tickets": event.waiting_seats,
+            "max_tickets_per_user": event.max_tickets_per_user,
+            "status": "closed" if event.closed else "open",
+            "version": event.version,
+        }
+        for field, expected in expected_status.items():
+            differ("event_status", event_id, field, expected, status[field])
+
+    actual_bookings = {row["booking_id"]: [row["user_id"], row["quantity"]] for row in bookings}
+    for booking_id in sorted(set(event.bookings) | set(actual_bookings)):
+        differ(
+            "bookings",
+            booking_id,
+            "userId,quantity",
+            event.bookings.get(booking_id),
+            actual_bookings.get(booking_id),
+        )
+
+    expected_queue = [[wl_id, user, quantity] for wl_id, (user, quantity) in event.waitlist.items()]
+    actual_queue = [
+        [row["waiting_list_id"], row["user_id"], row["quantity_waiting"]] for row in waiting
+    ]
+    differ("waiting_list", event_id, "queue", expected_queue, actual_queue)
+
+    actual_holders = {
+        row["user_id"]: [row["booking_id"], row["waiting_list_id"]] for row in holdings
+    }
+    for user_id in sorted(set(event.holders) | set(actual_holders)):
+        differ(
+            "user_holdings",
+            user_id,
+            "bookingId,waitingListId",
+            event.holders.get(user_id),
+            actual_holders.get(user_id),
+        )
+    return {"eventId": event_id, "consistent": not differences, "differences": differences}
+
+
+def all_event_ids(service: TicketingService) -> list[str]:
+    """Every ticketed event in the store, found by its creation event."""
+    topic = Event.TOPIC + ".EventInitialized"
+    event_ids: list[str] = []
+    start = 1
+    while True:
+        page = service.recorder.select_notifications(start, 1000, topics=[topic])
+        if not page:
+            return event_ids
+        event_ids.extend(str(notification.originator_id) for notification in page)
+        start = page[-1].id + 1
