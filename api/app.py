@@ -1,0 +1,63 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from api import backend
+from api.config import MIN_SECRET_LENGTH, load_settings
+from api.errors import register_error_handlers
+from api.extensions import jwt, limiter, retry_after_only_on_refusals
+from api.observability import configure_logging, install_request_logging
+from api.routes import audit, auth, bookings, docs, events, health, users
+
+MAX_BODY_BYTES = 64 * 1024
+
+log = logging.getLogger("ticketing.app")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the API on the store that ``DATABASE_URL`` names.
+
+    Settings come from the environment; ``config`` overrides them by the same names (tests).
+    Raises ``api.config.ConfigError`` when the settings are unsafe (e.g. no JWT secret).
+    """
+    settings = load_settings(config)
+    configure_logging(settings.log_level)
+    if len(settings.jwt_secret_key) < MIN_SECRET_LENGTH:
+        log.warning("JWT_SECRET_KEY is weak; acceptable only because TICKETING_ENV=development")
+
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JWT_SECRET_KEY=settings.jwt_secret_key,
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.jwt_access_token_expires),
+        RATELIMIT_DEFAULT=settings.rate_limit_default,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_KEY_PREFIX=settings.ratelimit_key_prefix,
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATE_LIMIT_AUTH=settings.rate_limit_auth,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore
+
+    install_request_logging(app)
+    app.after_request(retry_after_only_on_refusals)  # registered first, so runs after the limiter's
+    jwt.init_app(app)
+    limiter.init_app(app)
+    register_error_handlers(app)
+    for blueprint in (auth.bp, users.bp, events.bp, bookings.bp, audit.bp, health.bp, docs.bp):
+        app.register_blueprint(blueprint)
+
+    backend.attach(app, backend.Backend.open(settings))
+    return app

@@ -1,0 +1,209 @@
+"""The ``ticketing`` command: serve, migrate, project, rebuild, verify, history, users."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from api.config import ConfigError, load_settings
+from domain.errors import DomainError
+
+EXIT_CONFIG = 2
+EXIT_INCONSISTENT = 1
+EXIT_REFUSED = 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+    try:
+        return args.run(args) or 0
+    except ConfigError as error:
+        print(f"ticketing: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DomainError as error:
+        print(f"ticketing: {error.message}", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ticketing", description="Event-sourced ticket booking service."
+    )
+    parser.add_argument(
+        "--database-url", help="overrides DATABASE_URL (default sqlite:///var/ticketing.db)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; more than one needs PostgreSQL, `ticketing migrate` run "
+        "beforehand and a separate `ticketing project` process",
+    )
+    serve.add_argument("--threads", type=int, default=16, help="threads per worker")
+    serve.add_argument(
+        "--projector",
+        choices=["embedded", "external"],
+        help="where the projection runner runs (default: embedded with one worker)",
+    )
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="create the store's tables").set_defaults(run=_migrate)
+    commands.add_parser("project", help="run the projection runner").set_defaults(run=_project)
+    commands.add_parser("rebuild", help="rebuild the read models").set_defaults(run=_rebuild)
+
+    verify = commands.add_parser("verify", help="check read models against a replay")
+    verify.add_argument("event_id", nargs="?", metavar="EVENT_ID", help="default: every event")
+    verify.set_defaults(run=_verify)
+
+    history = commands.add_parser("history", help="an event's timeline, for auditors")
+    history.add_argument("event_id", metavar="EVENT_ID")
+    history.set_defaults(run=_history)
+
+    users = commands.add_parser("users", help="grant or revoke auditor/admin")
+    users.add_argument("action", choices=["grant", "revoke"])
+    users.add_argument("email", metavar="EMAIL")
+    users.add_argument("role", metavar="ROLE", choices=["auditor", "admin"])
+    users.set_defaults(run=_users)
+    return parser
+
+
+def _database_url() -> str:
+    from domain.persistence import DEFAULT_DATABASE_URL
+
+    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def _open_service() -> Any:
+    from domain.service import open_service
+
+    return open_service(_database_url(), pool_size=2)
+
+
+# ------------------------------------------------------------------ commands
+def _serve(args: argparse.Namespace) -> int:
+    from api.backend import migrate
+    from api.config import DEVELOPMENT
+    from api.server import serve
+
+    if args.workers < 1 or args.threads < 1:
+        raise ConfigError("--workers and --threads must be at least 1.")
+    if os.environ.get("TICKETING_ENV", "").lower() == DEVELOPMENT and not os.environ.get(
+        "JWT_SECRET_KEY"
+    ):
+        # One throwaway key for every worker, so a token works whichever worker answers.
+        os.environ["JWT_SECRET_KEY"] = secrets.token_urlsafe(48)
+    settings = load_settings()  # refuse to start on unsafe settings before forking workers
+    embedded = (args.projector or ("embedded" if args.workers == 1 else "external")) == "embedded"
+    if embedded:
+        migrate(settings.database_url, **settings.service_settings)
+    serve(args.host, args.port, args.workers, args.threads, args.projector)
+    return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from api.backend import migrate
+
+    migrate(_database_url())
+    print(f"migrated {_database_url()}")
+    return 0
+
+
+def _project(_args: argparse.Namespace) -> int:
+    from api.observability import configure_logging
+    from projections.runner import ProjectionRunner
+
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    runner = ProjectionRunner(_database_url())
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    runner.start()
+    stopped.wait()
+    runner.close()
+    return 0
+
+
+def _rebuild(_args: argparse.Namespace) -> int:
+    from projections.rebuild import rebuild
+
+    processed = rebuild(_database_url(), progress=True)
+    print(f"rebuilt the read models from {processed} stored events")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from projections.queries import ReadModel
+    from projections.verify import all_event_ids, verify
+
+    service = _open_service()
+    read_model = ReadModel(_database_url(), service=service)
+    try:
+        event_ids = [args.event_id] if args.event_id else all_event_ids(service)
+        inconsistent = 0
+        for event_id in event_ids:
+            result = verify(service, read_model, event_id)
+            if result["consistent"]:
+                print(f"{event_id}  consistent")
+            else:
+                inconsistent += 1
+                print(f"{event_id}  INCONSISTENT")
+                for difference in result["differences"]:
+                    print(f"    {json.dumps(difference, default=str)}")
+        print(f"{len(event_ids)} event(s) checked, {inconsistent} inconsistent")
+        return EXIT_INCONSISTENT if inconsistent else 0
+    finally:
+        read_model.close()
+        service.close()
+
+
+def _history(args: argparse.Namespace) -> int:
+    from projections.audit import history
+
+    service = _open_service()
+    try:
+        from_version: int | None = 1
+        while from_version is not None:
+            page = history(service, args.event_id, from_version, 500)
+            for item in page["items"]:
+                print(describe(item))
+            from_version = page["nextVersion"]
+        return 0
+    finally:
+        service.close()
+
+
+def describe(item: dict[str, Any]) -> str:
+    """One history item as a line an auditor reads: when, version, what, with whom."""
+    facts = "  ".join(
+        f"{name}={value}" for name, value in item["data"].items() if value not in (None, "")
+    )
+    return f"{item['occurredAt']}  v{item['version']:<5} {item['type']:<17} {facts}".rstrip()
+
+
+def _users(args: argparse.Namespace) -> int:
+    service = _open_service()
+    try:
+        user = service.find_user_by_email(args.email)
+        user = service.set_role(user.id, args.role, grant=args.action == "grant")
+        print(f"{user.email}: roles {', '.join(user.roles)}")
+        return 0
+    finally:
+        service.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

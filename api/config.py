@@ -1,0 +1,120 @@
+"""Settings come from the environment only; ``create_app`` may override them for tests.
+
+Every setting has a safe default except the JWT secret: outside an explicit development
+mode a missing or short secret stops the service before it accepts a single request.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.persistence import DEFAULT_DATABASE_URL
+
+MIN_SECRET_LENGTH = 32
+DEVELOPMENT = "development"
+PROJECTOR_EMBEDDED = "embedded"
+PROJECTOR_EXTERNAL = "external"
+
+SECRET_HELP = (
+    "Set JWT_SECRET_KEY to a random value of at least {min} characters, e.g.\n"
+    "  export JWT_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(48))')\"\n"
+    "or set TICKETING_ENV=development to run with a throwaway key (tokens die with the process)."
+)
+
+# Settings of the domain service that are passed through from the environment as they are.
+SERVICE_SETTINGS = (
+    "ARGON2_TIME_COST",
+    "ARGON2_MEMORY_COST",
+    "SNAPSHOT_INTERVAL",
+    "COMMAND_MAX_ATTEMPTS",
+)
+
+
+class ConfigError(RuntimeError):
+    """The service must not start with these settings; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    jwt_secret_key: str
+    jwt_access_token_expires: int
+    rate_limit_default: str
+    rate_limit_auth: str
+    ratelimit_storage_uri: str
+    ratelimit_key_prefix: str
+    admin_emails: frozenset[str]
+    environment: str
+    projector: str
+    migrate_on_start: bool
+    readmodel_lag_threshold: int
+    log_level: str
+    db_pool_size: int
+    trusted_proxies: int
+    service_settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == DEVELOPMENT
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read settings from ``os.environ``, with ``overrides`` (same names) taking precedence."""
+    source: dict[str, Any] = dict(os.environ)
+    source.update(overrides or {})
+
+    def text(name: str, default: str) -> str:
+        value = source.get(name)
+        return default if value is None or str(value).strip() == "" else str(value).strip()
+
+    def number(name: str, default: int) -> int:
+        raw = text(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
+        if value < 0:
+            raise ConfigError(f"{name} must not be negative.")
+        return value
+
+    environment = text("TICKETING_ENV", "production").lower()
+    projector = text("TICKETING_PROJECTOR", PROJECTOR_EXTERNAL).lower()
+    if projector not in (PROJECTOR_EMBEDDED, PROJECTOR_EXTERNAL):
+        raise ConfigError(
+            f"TICKETING_PROJECTOR must be {PROJECTOR_EMBEDDED!r} or {PROJECTOR_EXTERNAL!r}."
+        )
+    return Settings(
+        database_url=text("DATABASE_URL", DEFAULT_DATABASE_URL),
+        jwt_secret_key=_jwt_secret(source.get("JWT_SECRET_KEY"), environment),
+        jwt_access_token_expires=number("JWT_ACCESS_TOKEN_EXPIRES", 3600) or 3600,
+        rate_limit_default=text("RATE_LIMIT_DEFAULT", "100 per 15 minutes"),
+        rate_limit_auth=text("RATE_LIMIT_AUTH", "10 per minute"),
+        ratelimit_storage_uri=text("RATELIMIT_STORAGE_URI", "memory://"),
+        ratelimit_key_prefix=text("RATELIMIT_KEY_PREFIX", "ticketing"),
+        admin_emails=frozenset(
+            email.strip().lower() for email in text("ADMIN_EMAILS", "").split(",") if email.strip()
+        ),
+        environment=environment,
+        projector=projector,
+        migrate_on_start=text("TICKETING_MIGRATE_ON_START", "false").lower()
+        in ("1", "true", "yes"),
+        readmodel_lag_threshold=number("READMODEL_LAG_THRESHOLD", 1000),
+        log_level=text("LOG_LEVEL", "INFO").upper(),
+        db_pool_size=number("DB_POOL_SIZE", 10) or 10,
+        trusted_proxies=number("TRUSTED_PROXIES", 0),
+        service_settings={name: text(name, "") for name in SERVICE_SETTINGS if text(name, "")},
+    )
+
+
+def _jwt_secret(secret: Any, environment: str) -> str:
+    secret = str(secret or "")
+    if len(secret) >= MIN_SECRET_LENGTH:
+        return secret
+    if environment == DEVELOPMENT:
+        return secret or secrets.token_urlsafe(48)
+    problem = "JWT_SECRET_KEY is not set." if not secret else "JWT_SECRET_KEY is too short."
+    raise ConfigError(f"{problem} {SECRET_HELP.format(min=MIN_SECRET_LENGTH)}")

@@ -1,0 +1,91 @@
+"""The auditor's views, answered from the event store itself (never from the read models)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from api import backend
+from api.auth import authenticated, current_user, require_auditor, require_manager
+from api.lookups import event_status
+from api.openapi import documented
+from api.parsing import query_args
+from api.schemas.audit import (
+    AuditLogQuery,
+    AuditLogSchema,
+    EventStateSchema,
+    HistoryQuery,
+    HistorySchema,
+    StateQuery,
+    VerificationSchema,
+)
+from projections import audit
+from projections.verify import verify
+
+bp = Blueprint("audit", __name__, url_prefix="/api")
+
+
+def _require_event_auditor(event_id: str) -> None:
+    """The event's organizer, an auditor or an admin; unknown events are 404 first."""
+    require_manager(current_user(), event_status(event_id)["organizerId"], auditors=True)
+
+
+@bp.get("/events/<event_id>/history")
+@authenticated
+@documented(
+    "An event's stored domain events, oldest first (organizer, auditor, admin)",
+    tag="audit",
+    query=HistoryQuery,
+    responses={200: HistorySchema},
+    errors=(400, 403, 404),
+)
+def history(event_id: str):
+    _require_event_auditor(event_id)
+    query = query_args(HistoryQuery())
+    return audit.history(backend.service(), event_id, query["from_version"], query["limit"])
+
+
+@bp.get("/events/<event_id>/state")
+@authenticated
+@documented(
+    "An event as it stood at a version or a moment, replayed (organizer, auditor, admin)",
+    tag="audit",
+    query=StateQuery,
+    responses={200: EventStateSchema},
+    errors=(400, 403, 404),
+)
+def state(event_id: str):
+    _require_event_auditor(event_id)
+    query = query_args(StateQuery())
+    return audit.state_at(
+        backend.service(), event_id, version=query.get("version"), at=query.get("at")
+    )
+
+
+@bp.get("/audit/log")
+@authenticated
+@documented(
+    "Every stored domain event of ticketed events, in global order (auditor, admin)",
+    tag="audit",
+    query=AuditLogQuery,
+    responses={200: AuditLogSchema},
+    errors=(400, 403),
+)
+def audit_log():
+    require_auditor(current_user())
+    query = query_args(AuditLogQuery())
+    return audit.audit_log(backend.service(), query["after"], query["limit"])
+
+
+@bp.get("/audit/verify/<event_id>")
+@authenticated
+@documented(
+    "Check an event's read models against a fresh replay (auditor, admin)",
+    tag="audit",
+    responses={200: VerificationSchema},
+    errors=(403, 404),
+)
+def verify_event(event_id: str):
+    require_auditor(current_user())
+    # Compare the converged read models: what was committed before this request is applied.
+    backend.backend().catch_up()
+    return verify(backend.service(), backend.reads(), event_id)

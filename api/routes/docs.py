@@ -1,0 +1,60 @@
+"""The OpenAPI document and a browser view of it, with Swagger UI's assets served locally."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+
+from api.openapi import build_spec
+
+bp = Blueprint("docs", __name__, url_prefix="/api")
+
+SPEC_CACHE_KEY = "ticketing.openapi"
+
+DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Ticketing API</title>
+  <link rel="stylesheet" href="docs/assets/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="docs/assets/swagger-ui-bundle.js"></script>
+  <script src="docs/assets/swagger-ui-standalone-preset.js"></script>
+  <script src="docs/assets/docs.js"></script>
+</body>
+</html>
+"""
+
+# Kept out of the page itself so that a strict Content-Security-Policy (no inline script)
+# still lets the page run.
+DOCS_SCRIPT = """window.ui = SwaggerUIBundle({
+  url: "openapi.json",
+  dom_id: "#swagger-ui",
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+  layout: "StandaloneLayout"
+});
+"""
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    if SPEC_CACHE_KEY not in current_app.extensions:
+        current_app.extensions[SPEC_CACHE_KEY] = build_spec(current_app)
+    return current_app.extensions[SPEC_CACHE_KEY]
+
+
+@bp.get("/docs")
+def docs_page():
+    return DOCS_PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
+
+
+@bp.get("/docs/assets/docs.js")
+def docs_script():
+    return DOCS_SCRIPT, 200, {"Content-Type": "text/javascript; charset=utf-8"}
+
+
+@bp.get("/docs/assets/<path:filename>")
+def docs_asset(filename: str):
+    return send_from_directory(swagger_ui_path, filename, max_age=86400)

@@ -1,0 +1,85 @@
+"""The caller's own account, their holdings, and role management by admins."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from api import backend
+from api.auth import authenticated, current_user, require_admin
+from api.openapi import documented
+from api.parsing import json_body
+from api.presenters import user_json
+from api.schemas.users import HoldingsSchema, RoleChangeSchema, UpdateMeSchema, UserSchema
+
+bp = Blueprint("users", __name__, url_prefix="/api/users")
+
+
+@bp.get("/me")
+@authenticated
+@documented("The caller's account", tag="users", responses={200: UserSchema})
+def get_me():
+    return user_json(current_user())
+
+
+@bp.patch("/me")
+@authenticated
+@documented(
+    "Change username, email or password",
+    tag="users",
+    body=UpdateMeSchema,
+    responses={200: UserSchema},
+    errors=(400, 409, 413, 415),
+    description="Changing the email or the password needs `currentPassword` (a wrong one is "
+    "401 `invalid_credentials`) and revokes every token issued before.",
+)
+def update_me():
+    data = json_body(UpdateMeSchema())
+    user = backend.service().update_user(
+        current_user().id,
+        username=data.get("username"),
+        email=data.get("email"),
+        password=data.get("password"),
+        current_password=data.get("current_password"),
+    )
+    return user_json(user)
+
+
+@bp.delete("/me")
+@authenticated
+@documented(
+    "Delete the caller's account",
+    tag="users",
+    responses={204: "Deleted; active bookings and waitlist entries were cancelled first."},
+)
+def delete_me():
+    user_id = current_user().id
+    # Holdings are found through the read model: let it see the caller's latest bookings.
+    backend.backend().catch_up()
+    backend.service().delete_user(user_id, backend.reads().held_event_ids(user_id))
+    return "", 204
+
+
+@bp.get("/me/bookings")
+@authenticated
+@documented(
+    "The caller's active bookings and waitlist entries",
+    tag="users",
+    responses={200: HoldingsSchema},
+)
+def my_bookings():
+    return {"items": backend.reads().user_holdings(current_user().id), "nextCursor": None}
+
+
+@bp.post("/<user_id>/roles")
+@authenticated
+@documented(
+    "Grant or revoke the auditor or admin role (admins only)",
+    tag="users",
+    body=RoleChangeSchema,
+    responses={200: UserSchema},
+    errors=(400, 403, 404, 413, 415),
+)
+def change_role(user_id: str):
+    require_admin(current_user())
+    data = json_body(RoleChangeSchema())
+    return user_json(backend.service().set_role(user_id, data["role"], data["grant"]))

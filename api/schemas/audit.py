@@ -1,0 +1,80 @@
+"""History, point-in-time state, the global audit log, and read-model verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from api.schemas.bookings import BookingEntrySchema, WaitlistEntrySchema
+from api.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CamelCaseSchema, RequestSchema
+from api.schemas.events import EventStatusSchema
+
+DOMAIN_EVENT_TYPES = [
+    "EventInitialized",
+    "TicketBooked",
+    "Waitlisted",
+    "Cancelled",
+    "Reassigned",
+    "CapacityChanged",
+    "EventClosed",
+]
+
+
+def page_size() -> fields.Integer:
+    return fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
+    )
+
+
+class HistoryQuery(RequestSchema):
+    from_version = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    limit = page_size()
+
+
+class StateQuery(RequestSchema):
+    version = fields.Integer(validate=validate.Range(min=1))
+    at = fields.AwareDateTime(format="iso")
+
+    @validates_schema
+    def at_most_one_point(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "version" in data and "at" in data:
+            raise ValidationError("Give version or at, not both.", field_name="_query")
+
+
+class AuditLogQuery(RequestSchema):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = page_size()
+
+
+class HistoryItemSchema(CamelCaseSchema):
+    version = fields.Integer(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(DOMAIN_EVENT_TYPES))
+    occurred_at = fields.DateTime(required=True)
+    data = fields.Dict(required=True)
+
+
+class HistorySchema(CamelCaseSchema):
+    event_id = fields.String(required=True)
+    items = fields.List(fields.Nested(HistoryItemSchema), required=True)
+    next_version = fields.Integer(allow_none=True, required=True)
+
+
+class EventStateSchema(EventStatusSchema):
+    bookings = fields.List(fields.Nested(BookingEntrySchema), required=True)
+    waitlist = fields.List(fields.Nested(WaitlistEntrySchema), required=True)
+
+
+class AuditLogItemSchema(HistoryItemSchema):
+    position = fields.Integer(required=True)
+    event_id = fields.String(required=True)
+
+
+class AuditLogSchema(CamelCaseSchema):
+    items = fields.List(fields.Nested(AuditLogItemSchema), required=True)
+    next = fields.Integer(allow_none=True, required=True)
+
+
+class VerificationSchema(CamelCaseSchema):
+    consistent = fields.Boolean(required=True)
+    differences = fields.List(fields.Raw(), required=True)

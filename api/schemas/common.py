@@ -1,0 +1,95 @@
+"""Building blocks shared by the request and response schemas.
+
+Request schemas are strict: unknown fields are refused, integers must be JSON integers (a
+boolean or a float is not one), booleans must be JSON booleans, strings have a length cap.
+Field names are snake_case in Python and camelCase on the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+MAX_ID_LENGTH = 100
+MAX_CURSOR_LENGTH = 500
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+class CamelCaseSchema(Schema):
+    """Python attributes in snake_case, JSON keys in camelCase (marshmallow's own recipe)."""
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        field_obj.data_key = camel_case(field_obj.data_key or field_name)
+
+
+class RequestSchema(CamelCaseSchema):
+    class Meta:
+        unknown = RAISE
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON ``true``/``false``: marshmallow's Boolean would also take 1, "yes" or "on"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean (use true or false).")
+        return value
+
+
+def strict_integer(minimum: int, maximum: int | None = None, **kwargs: Any) -> fields.Integer:
+    """A JSON integer within bounds; ``True`` and ``1.0`` are refused."""
+    return fields.Integer(strict=True, validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+
+def bounded_string(minimum: int, maximum: int, **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(min=minimum, max=maximum), **kwargs)
+
+
+def entity_id(**kwargs: Any) -> fields.String:
+    return bounded_string(1, MAX_ID_LENGTH, **kwargs)
+
+
+def not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+class PageQuery(RequestSchema):
+    """``?limit=&cursor=`` of every list."""
+
+    limit = fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
+    )
+    cursor = fields.String(load_default=None, validate=validate.Length(max=MAX_CURSOR_LENGTH))
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict(required=True)
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class MessageSchema(Schema):
+    message = fields.String()
+
+
+def page_of(item_schema: type[Schema], name: str) -> type[Schema]:
+    """A response schema ``{"items": [...], "nextCursor": str | null}`` named ``name``."""
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item_schema), required=True),
+            "nextCursor": fields.String(allow_none=True, required=True),
+        },
+        name=name,
+    )
