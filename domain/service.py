@@ -446,7 +446,7 @@ class TicketingService(Application[UUID]):
 
     def _maybe_snapshot(self, event: Event, previous_version: int) -> None:
         if event.version // self.snapshot_interval > previous_version // self.snapshot_interval:
-            self.snapshots.put([self.snapshot_class.take(event)])
+            self.snapshots.put([type(event).Snapshot.take(event)])
 
     def _save_and_announce(self, *aggregates: Any) -> None:
         recordings = self.save(*aggregates)
