@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate, Snapshot, event
+from eventsourcing.utils import register_topic
 
 from domain.errors import (
     AlreadyBooked,
@@ -80,6 +81,16 @@ def parse_entry_id(entry_id: str) -> tuple[str, UUID, int] | None:
         return None
 
 
+class EventSnapshot(Snapshot):
+    """A snapshot of an ``Event``, stored under a stable topic like its domain events."""
+
+    TOPIC = "ticketing:Event.Snapshot"
+
+
+# Resolving a stored snapshot's topic needs the name registered before the first load.
+register_topic(EventSnapshot.TOPIC, EventSnapshot)
+
+
 class Event(Aggregate):
     """A ticketed event: capacity, confirmed bookings and a strict FIFO waiting list.
 
@@ -91,6 +102,8 @@ class Event(Aggregate):
 
     class Created(Aggregate.Created):
         TOPIC = "ticketing:Event.Created"
+
+    Snapshot = EventSnapshot
     id: UUID
 
     @event("EventInitialized", topic="ticketing:Event.EventInitialized")

@@ -44,15 +44,30 @@ class Command:
 
 @dataclass
 class BatchStats:
+    """Counters of one process's lanes (leaders of different lanes update them concurrently)."""
+
     batches: int = 0
     commands: int = 0
     conflicts: int = 0
+    store_errors: int = 0
     largest_batch: int = 0
+    _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, size: int) -> None:
-        self.batches += 1
-        self.commands += size
-        self.largest_batch = max(self.largest_batch, size)
+        with self._mutex:
+            self.batches += 1
+            self.commands += size
+            self.largest_batch = max(self.largest_batch, size)
+
+    def record_conflict(self) -> None:
+        """Another writer appended first: the batch is decided again on fresh state."""
+        with self._mutex:
+            self.conflicts += 1
+
+    def record_store_error(self) -> None:
+        """A transient store error (lock or connection timeout) made the append fail."""
+        with self._mutex:
+            self.store_errors += 1
 
 
 class Lane(Generic[A]):

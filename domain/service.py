@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from domain.errors import (
     BookingNotFound,
@@ -397,39 +397,71 @@ class TicketingService(Application[UUID]):
         return self._execute(event_id, lambda event: (decide(event), EventView.of(event))[1])
 
     def _run_batch(self, lane: Lane[Event], commands: list[Command]) -> None:
-        """Decide a batch on one state and append it as one transaction; retry on conflict."""
+        """Decide a batch on one state and append it as one transaction; retry on conflict.
+
+        The lane caches committed state only: the aggregate leaves the lane while the batch is
+        decided and appended and returns once the append succeeded, so no failure (a refused
+        append, a lost connection, a bug) leaves phantom changes behind for the next batch.
+        A version conflict (another process appended first) and a transient store error
+        (SQLite's "database is locked", a PostgreSQL connection or lock timeout) are retried
+        on freshly read state after a growing, jittered pause; once the budget is spent every
+        caller gets ``ServiceBusy``. Any other error reaches the callers of the batch.
+        """
         event_id = lane.aggregate_id
         for attempt in range(self.max_attempts):
-            event = self._current(lane, event_id)
+            try:
+                event = self._current(lane, event_id)
+            except OperationalError:
+                self._pause(attempt)
+                continue
+            lane.aggregate = None
             decided: list[tuple[Command, Any, BaseException | None]] = []
             for command in commands:
                 try:
                     decided.append((command, command.decide(event), None))
                 except DomainError as error:  # refused before any change: state intact
                     decided.append((command, None, error))
-                except Exception as error:
-                    lane.aggregate = None  # the state may be half-changed: reload
+                except Exception as error:  # a bug mid-change: drop it, decide the rest again
                     command.settle(error=error)
                     commands = [c for c in commands if c is not command]
                     break
             else:
                 previous_version = event.version - len(event.pending_events)
-                try:
-                    if event.pending_events:
-                        self._save_and_announce(event)
-                except IntegrityError:
-                    lane.aggregate = None
-                    self.lanes.stats.conflicts += 1
-                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-                    continue
+                if event.pending_events:
+                    try:
+                        self.save(event)
+                    except IntegrityError:
+                        self.lanes.stats.record_conflict()
+                        self._pause(attempt)
+                        continue
+                    except OperationalError:
+                        self.lanes.stats.record_store_error()
+                        self._pause(attempt)
+                        continue
                 lane.aggregate = event
-                self._maybe_snapshot(event, previous_version)
+                if event.version > previous_version:
+                    self._after_commit(event, previous_version)
                 for command, outcome, error in decided:
                     command.settle(outcome, error)
                 return
         busy = ServiceBusy("The event is busy, please retry.")
         for command in commands:
             command.settle(error=busy)
+
+    @staticmethod
+    def _pause(attempt: int) -> None:
+        """Jittered exponential back-off, so that racing processes stop meeting in step."""
+        time.sleep(random.uniform(0, min(0.1, 0.002 * 2**attempt)))
+
+    def _after_commit(self, event: Event, previous_version: int) -> None:
+        """Snapshot and announce a committed batch. Never fails it: the append stands."""
+        try:
+            self._maybe_snapshot(event, previous_version)
+        except Exception:
+            log.warning(
+                "snapshot of %s at version %s failed", event.id, event.version, exc_info=True
+            )
+        self._announce()
 
     def _current(self, lane: Lane[Event], event_id: UUID) -> Event:
         """The lane's aggregate, fast-forwarded past anything other processes appended."""
@@ -449,7 +481,12 @@ class TicketingService(Application[UUID]):
             self.snapshots.put([type(event).Snapshot.take(event)])
 
     def _save_and_announce(self, *aggregates: Any) -> None:
-        recordings = self.save(*aggregates)
+        self.save(*aggregates)
+        self._announce()
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Append, and log each appended domain event with its position in the store."""
+        recordings = super().save(*objs, **kwargs)
         for recording in recordings:
             domain_event = recording.domain_event
             log.info(
@@ -461,8 +498,15 @@ class TicketingService(Application[UUID]):
                     "position": recording.notification.id,
                 },
             )
-        for listener in self.after_append:
-            listener()
+        return recordings
+
+    def _announce(self) -> None:
+        """Wake listeners (e.g. the projection runner); a broken one never fails a commit."""
+        for listener in list(self.after_append):
+            try:
+                listener()
+            except Exception:
+                log.warning("after-append listener %r failed", listener, exc_info=True)
 
     def _find_event(self, event_id: UUID) -> Event | None:
         try:

@@ -85,6 +85,7 @@ class UniqueName(Aggregate):
 
     class Created(Aggregate.Created):
         TOPIC = "ticketing:UniqueName.Created"
+
     id: UUID
 
     @event("Claimed", topic="ticketing:UniqueName.Claimed")

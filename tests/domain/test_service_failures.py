@@ -1,0 +1,123 @@
+"""How the service behaves when the store misbehaves: retry, answer busy, never keep phantoms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from domain.errors import ServiceBusy
+from domain.event import Idempotency
+from domain.service import TicketingService
+from tests.domain.support import ORGANIZER, bookings
+
+
+def failing_appends(
+    service: TicketingService, failures: int, error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], int]:
+    """Make the next ``failures`` appends raise ``error`` without writing; returns a counter."""
+    recorder = service.events.recorder
+    real_insert = recorder.insert_events
+    calls = {"failed": 0}
+
+    def insert_events(stored_events: Any, **kwargs: Any) -> Any:
+        if calls["failed"] < failures:
+            calls["failed"] += 1
+            raise error
+        return real_insert(stored_events, **kwargs)
+
+    monkeypatch.setattr(recorder, "insert_events", insert_events)
+    return lambda: calls["failed"]
+
+
+def test_a_transient_store_error_is_retried_and_the_command_succeeds(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
+    service.book(event_id, "ann")
+    failed = failing_appends(service, 2, OperationalError("database is locked"), monkeypatch)
+
+    outcome = service.book(event_id, "bob")
+
+    assert failed() == 2 and outcome.quantity == 1
+    assert bookings(service.get_event(event_id)) == {"ann": 1, "bob": 1}
+
+
+def test_a_store_that_stays_unavailable_answers_busy_and_keeps_no_phantom_state(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
+    service.book(event_id, "ann")
+    failing_appends(service, 10_000, OperationalError("database is locked"), monkeypatch)
+
+    with pytest.raises(ServiceBusy):
+        service.book(event_id, "bob")
+
+    monkeypatch.undo()
+    assert service.book(event_id, "bob").quantity == 1  # not AlreadyBooked by a phantom
+    assert bookings(service.get_event(event_id)) == {"ann": 1, "bob": 1}
+
+
+def test_an_unexpected_append_error_surfaces_and_keeps_no_phantom_state(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=1).id
+    service.book(event_id, "ann")
+    failing_appends(service, 1, RuntimeError("disk on fire"), monkeypatch)
+
+    with pytest.raises(RuntimeError):
+        service.cancel("ann", event_id=event_id)
+
+    _, outcome = service.cancel("ann", event_id=event_id)  # still held: it was never stored
+    assert outcome.released == 1
+
+
+def test_conflicts_beyond_the_retry_budget_answer_busy(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
+    service.book(event_id, "ann")
+    failing_appends(service, 10_000, IntegrityError("duplicate key value"), monkeypatch)
+
+    with pytest.raises(ServiceBusy):
+        service.book(event_id, "bob")
+
+    assert service.lanes.stats.conflicts == service.max_attempts
+    monkeypatch.undo()
+    assert service.book(event_id, "bob").quantity == 1
+
+
+def test_a_failing_listener_does_not_fail_a_committed_command(service: TicketingService) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
+
+    def broken_listener() -> None:
+        raise RuntimeError("projection runner is down")
+
+    service.after_append.append(broken_listener)
+
+    outcome = service.book(event_id, "ann", idempotency=Idempotency("ann:1", "h"))
+
+    assert outcome.quantity == 1 and not outcome.replayed
+    assert bookings(service.get_event(event_id)) == {"ann": 1}
+
+
+def test_a_failing_snapshot_does_not_fail_a_committed_command(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from domain.service import open_service
+
+    service = open_service(database_url, create_tables=True, SNAPSHOT_INTERVAL="2")
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
+
+    def broken_put(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("snapshot table is locked")
+
+    monkeypatch.setattr(service.snapshots, "put", broken_put)
+
+    outcome = service.book(event_id, "ann")
+
+    assert outcome.quantity == 1
+    assert bookings(service.get_event(event_id)) == {"ann": 1}
+    service.close()

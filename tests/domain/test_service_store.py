@@ -1,0 +1,133 @@
+"""What the service leaves in the store: shared by instances, snapshotted, stably named."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from domain.event import Event
+from domain.service import TicketingService, open_service
+from tests.conftest import FAST_HASHING
+from tests.domain.support import ORGANIZER, bookings, queue
+
+
+@pytest.fixture
+def second(database_url: str, service: TicketingService) -> Iterator[TicketingService]:
+    """Another service instance (as in another worker process) on the same store."""
+    other = open_service(database_url, **FAST_HASHING)
+    yield other
+    other.close()
+
+
+def state_of(event: Event) -> dict[str, Any]:
+    return {key: value for key, value in vars(event).items() if key != "_pending_events"}
+
+
+def replayed(service: TicketingService, event_id: str) -> Event:
+    """The aggregate rebuilt from every stored event, ignoring snapshots."""
+    aggregate = None
+    for domain_event in service.events.get(UUID(event_id)):
+        aggregate = domain_event.mutate(aggregate)
+    assert isinstance(aggregate, Event)
+    return aggregate
+
+
+def test_a_second_instance_sees_and_fast_forwards_the_firsts_appends(
+    service: TicketingService, second: TicketingService
+) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
+    second.book(event_id, "ann")  # the second instance now caches the event
+    service.book(event_id, "bob")
+    service.book(event_id, "cat")
+
+    outcome = second.book(event_id, "dan")  # must decide on bob's and cat's appends too
+
+    assert outcome.booking_id is None and outcome.position == 2
+    assert second.lanes.stats.conflicts == 0  # it caught up before deciding
+    assert bookings(second.get_event(event_id)) == {"ann": 1, "bob": 1}
+    assert queue(second.get_event(event_id)) == [("cat", 1), ("dan", 1)]
+
+
+def test_instances_booking_alternately_never_oversell(
+    service: TicketingService, second: TicketingService
+) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=5, max_tickets_per_user=2).id
+
+    outcomes = [(service, second)[n % 2].book(event_id, f"user{n}", 1 + n % 2) for n in range(10)]
+
+    confirmed = sum(outcome.quantity for outcome in outcomes)
+    assert confirmed == 5
+    event = replayed(service, event_id)
+    assert event.booked == 5 and event.available == 0
+    assert sum(wanted for _, wanted in event.waitlist.values()) == 15 - 5
+
+
+def test_a_stale_instance_loses_the_version_race_then_decides_again(
+    service: TicketingService, second: TicketingService
+) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=1).id
+    service.book(event_id, "warm-up")  # the first instance caches the event
+    service.cancel("warm-up", event_id=event_id)
+    interleaved: list[str] = []
+
+    def decide(event: Event) -> Any:
+        if not interleaved:  # between our read and our append, the other instance books
+            interleaved.append(second.book(event_id, "bob").booking_id or "")
+        return event.book("ann", 1)
+
+    outcome = service.lanes.execute(UUID(event_id), decide)
+
+    assert service.lanes.stats.conflicts == 1
+    assert outcome.booking_id is None and outcome.position == 1  # decided again on bob's seat
+    event = replayed(service, event_id)
+    assert bookings(event) == {"bob": 1} and queue(event) == [("ann", 1)]
+
+
+def test_snapshots_are_written_at_the_interval_and_used_for_loading(database_url: str) -> None:
+    writer = open_service(database_url, create_tables=True, SNAPSHOT_INTERVAL="10")
+    event_id = writer.create_event(ORGANIZER, "Gig", total_tickets=10, max_tickets_per_user=2).id
+    for n in range(24):
+        writer.book(event_id, f"user{n}", 1 + n % 2)
+    writer.cancel("user0", event_id=event_id)  # versions 1..26
+
+    snapshot_versions = [s.originator_version for s in writer.snapshots.get(UUID(event_id))]
+    reader = open_service(database_url, SNAPSHOT_INTERVAL="10")
+    asked: list[dict[str, Any]] = []
+    select_events = reader.recorder.select_events
+
+    def spy(originator_id: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs)
+        return select_events(originator_id, **kwargs)
+
+    reader.recorder.select_events = spy  # type: ignore[method-assign]
+    loaded = reader.get_event(event_id)
+
+    assert snapshot_versions == [10, 20]
+    assert asked == [{"gt": 20, "lte": None, "desc": False, "limit": None}]
+    assert state_of(loaded) == state_of(replayed(writer, event_id))
+    writer.close()
+    reader.close()
+
+
+def test_every_stored_topic_is_a_stable_ticketing_topic(service: TicketingService) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=1).id
+    service.book(event_id, "ann")
+    service.book(event_id, "bob")
+    service.cancel("ann", event_id=event_id)
+    service.change_capacity(event_id, ORGANIZER, 2)
+    service.close_event(event_id, ORGANIZER)
+    user = service.register_user("ann", "ann@example.com", "password1")
+    service.update_user(user.id, email="ann@example.org", current_password="password1")
+    service.set_role(user.id, "auditor", True)
+    service.delete_user(user.id, [])
+    service.take_snapshot(UUID(event_id))
+
+    notifications = service.recorder.select_notifications(start=1, limit=1000)
+    snapshots = list(service.snapshots.recorder.select_events(UUID(event_id)))
+
+    topics = {n.topic for n in notifications} | {s.topic for s in snapshots}
+    assert len(notifications) == 17
+    assert all(topic.startswith("ticketing:") for topic in topics), sorted(topics)
