@@ -266,27 +266,27 @@ class TicketingService(Application[UUID]):
     # ================================================================= users
     def register_user(self, username: str, email: str, password: str) -> UserView:
         email = normalise_email(email)
-        user = User(
-            username=username.strip(), email=email, password_hash=self.passwords.hash(password)
-        )
-        for _attempt in range(3):
-            try:
-                claims = [
-                    self._claim(
-                        "email", email, user.id, EmailTaken("This email is already registered.")
-                    ),
-                    self._claim(
-                        "username",
-                        normalise_username(username),
-                        user.id,
-                        UsernameTaken("This username is taken."),
-                    ),
-                ]
-                self.save(user, *claims)
-                return UserView.of(user)
-            except IntegrityError:
-                continue  # someone claimed a name meanwhile: look again and say which
-        raise ServiceBusy()
+        password_hash = self.passwords.hash(password)
+
+        def attempt() -> UserView:
+            # A fresh account per attempt: a failed append has already collected the
+            # previous attempt's events, so saving that object again would store no account.
+            user = User(username=username.strip(), email=email, password_hash=password_hash)
+            claims = [
+                self._claim(
+                    "email", email, user.id, EmailTaken("This email is already registered.")
+                ),
+                self._claim(
+                    "username",
+                    normalise_username(username),
+                    user.id,
+                    UsernameTaken("This username is taken."),
+                ),
+            ]
+            self.save(user, *claims)
+            return UserView.of(user)
+
+        return self._retry_on_conflict(attempt)
 
     def authenticate(self, email: str, password: str) -> UserView:
         user = self._user_by_email(normalise_email(email))
@@ -309,69 +309,86 @@ class TicketingService(Application[UUID]):
         password: str | None = None,
         current_password: str | None = None,
     ) -> UserView:
-        user = self._user(user_id)
         email = normalise_email(email) if email is not None else None
-        if (email is not None and email != user.email) or password is not None:
-            if current_password is None or not self.passwords.verify(
-                user.password_hash, current_password
+        new_hash = self.passwords.hash(password) if password is not None else None
+        verified: set[str] = set()  # password hashes current_password was checked against
+
+        def attempt() -> UserView:
+            user = self._user(user_id)
+            if (email is not None and email != user.email) or password is not None:
+                if user.password_hash not in verified:
+                    if current_password is None or not self.passwords.verify(
+                        user.password_hash, current_password
+                    ):
+                        raise InvalidCredentials("currentPassword is wrong or missing.")
+                    verified.add(user.password_hash)
+            changed: list[Any] = [user]
+            if username is not None and normalise_username(username) != normalise_username(
+                user.username
             ):
-                raise InvalidCredentials("currentPassword is wrong or missing.")
-        changed: list[Any] = [user]
-        if username is not None and normalise_username(username) != normalise_username(
-            user.username
-        ):
-            changed += [
-                self._claim(
-                    "username",
-                    normalise_username(username),
-                    user.id,
-                    UsernameTaken("This username is taken."),
-                ),
-                self._release("username", normalise_username(user.username)),
-            ]
-        if username is not None and username.strip() != user.username:
-            user.change_username(username.strip())
-        if email is not None and email != user.email:
-            changed += [
-                self._claim(
-                    "email", email, user.id, EmailTaken("This email is already registered.")
-                ),
-                self._release("email", user.email),
-            ]
-            user.change_email(email)
-        if password is not None:
-            user.change_password(self.passwords.hash(password))
-        try:
+                changed += [
+                    self._claim(
+                        "username",
+                        normalise_username(username),
+                        user.id,
+                        UsernameTaken("This username is taken."),
+                    ),
+                    self._release("username", normalise_username(user.username), user.id),
+                ]
+            if username is not None and username.strip() != user.username:
+                user.change_username(username.strip())
+            if email is not None and email != user.email:
+                changed += [
+                    self._claim(
+                        "email", email, user.id, EmailTaken("This email is already registered.")
+                    ),
+                    self._release("email", user.email, user.id),
+                ]
+                user.change_email(email)
+            if new_hash is not None:
+                user.change_password(new_hash)
             self.save(*[aggregate for aggregate in changed if aggregate is not None])
-        except IntegrityError:
-            raise ServiceBusy("The account changed meanwhile, please retry.") from None
-        return UserView.of(user)
+            return UserView.of(user)
+
+        return self._retry_on_conflict(attempt)
 
     def delete_user(self, user_id: str, held_event_ids: Iterable[str]) -> None:
         """Cancel the user's holdings (freed seats go to the queues), then close the account."""
-        user = self._user(user_id)
+        self._user(user_id)
         for event_id in held_event_ids:
             event = self._find_event(self._event_uuid(event_id))
             if event is None or user_id not in event.holders:
                 continue
-            self.cancel(user_id, event_id=event_id)
-        user.delete()
-        releases = [
-            self._release("email", user.email),
-            self._release("username", normalise_username(user.username)),
-        ]
-        self.save(user, *[release for release in releases if release is not None])
+            try:
+                self.cancel(user_id, event_id=event_id)
+            except BookingNotFound:
+                pass  # cancelled meanwhile (e.g. by the organizer): nothing left to release
+
+        def attempt() -> None:
+            user = self._user(user_id)
+            user.delete()
+            releases = [
+                self._release("email", user.email, user.id),
+                self._release("username", normalise_username(user.username), user.id),
+            ]
+            self.save(user, *[release for release in releases if release is not None])
+
+        self._retry_on_conflict(attempt)
 
     def set_role(self, user_id: str, role: str, grant: bool) -> UserView:
         if role not in GRANTABLE_ROLES:
             raise InvalidCommand(f"role must be one of {', '.join(GRANTABLE_ROLES)}.", field="role")
-        user = self._user(user_id)
-        if grant and not user.has_role(role):
-            user.grant_role(role)
-        elif not grant and user.has_role(role):
-            user.revoke_role(role)
-        self.save(user)
-        return UserView.of(user)
+
+        def attempt() -> UserView:
+            user = self._user(user_id)
+            if grant and not user.has_role(role):
+                user.grant_role(role)
+            elif not grant and user.has_role(role):
+                user.revoke_role(role)
+            self.save(user)
+            return UserView.of(user)
+
+        return self._retry_on_conflict(attempt)
 
     def find_user_by_email(self, email: str) -> UserView:
         user = self._user_by_email(normalise_email(email))
@@ -555,12 +572,25 @@ class TicketingService(Application[UUID]):
         index.reclaim(str(owner))
         return index
 
-    def _release(self, kind: str, value: str) -> UniqueName | None:
+    def _release(self, kind: str, value: str, owner: UUID) -> UniqueName | None:
+        """Free a name its owner is leaving; a name someone else holds is not theirs to free."""
         index = self._index(kind, value)
-        if index is None:
+        if index is None or index.owner_id != str(owner):
             return None
         index.release()
         return index
+
+    def _retry_on_conflict(self, attempt: Callable[[], Any]) -> Any:
+        """Run a user command again on fresh state when a concurrent append won the race.
+
+        A retry re-reads everything, so a name claimed meanwhile is reported as taken.
+        """
+        for number in range(self.max_attempts):
+            try:
+                return attempt()
+            except (IntegrityError, OperationalError):
+                self._pause(number)
+        raise ServiceBusy("The account changed meanwhile, please retry.")
 
 
 def _booking_not_found() -> Exception:

@@ -1,0 +1,179 @@
+"""User accounts through ``TicketingService`` on each store."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import (
+    EmailTaken,
+    InvalidCommand,
+    InvalidCredentials,
+    UsernameTaken,
+    UserNotFound,
+)
+from domain.service import TicketingService
+from tests.domain.support import ORGANIZER
+
+PASSWORD = "correct horse"
+
+
+def test_register_stores_a_lower_case_email_and_the_attendee_role(
+    service: TicketingService,
+) -> None:
+    user = service.register_user(" Ann ", "Ann@Example.COM ", PASSWORD)
+
+    assert (user.username, user.email, user.roles) == ("Ann", "ann@example.com", ["attendee"])
+    assert user.credential_version == 1 and not user.is_admin
+    assert service.get_user(user.id) == user
+
+
+def test_a_registered_email_is_taken_whatever_its_case(service: TicketingService) -> None:
+    service.register_user("ann", "ann@example.com", PASSWORD)
+
+    with pytest.raises(EmailTaken):
+        service.register_user("other", "ANN@example.com", PASSWORD)
+
+
+def test_a_registered_username_is_taken_whatever_its_case(service: TicketingService) -> None:
+    service.register_user("ann", "ann@example.com", PASSWORD)
+
+    with pytest.raises(UsernameTaken):
+        service.register_user("ANN", "other@example.com", PASSWORD)
+    # The refused registration claimed nothing: its email is still free.
+    service.register_user("bob", "other@example.com", PASSWORD)
+
+
+def test_authenticate_accepts_the_password_and_refuses_anything_else(
+    service: TicketingService,
+) -> None:
+    user = service.register_user("ann", "ann@example.com", PASSWORD)
+
+    assert service.authenticate("ANN@example.com", PASSWORD).id == user.id
+    with pytest.raises(InvalidCredentials):
+        service.authenticate("ann@example.com", "wrong password")
+    with pytest.raises(InvalidCredentials):
+        service.authenticate("nobody@example.com", PASSWORD)
+
+
+def test_changing_the_username_needs_no_password_and_frees_the_old_one(
+    service: TicketingService,
+) -> None:
+    ann = service.register_user("ann", "ann@example.com", PASSWORD)
+    service.register_user("bob", "bob@example.com", PASSWORD)
+
+    with pytest.raises(UsernameTaken):
+        service.update_user(ann.id, username="Bob")
+    renamed = service.update_user(ann.id, username="annie")
+
+    assert renamed.username == "annie" and renamed.credential_version == 1
+    service.register_user("ann", "new@example.com", PASSWORD)  # the old name is free again
+
+
+def test_changing_email_or_password_needs_the_current_password(
+    service: TicketingService,
+) -> None:
+    ann = service.register_user("ann", "ann@example.com", PASSWORD)
+
+    for wrong in (None, "not it"):
+        with pytest.raises(InvalidCredentials):
+            service.update_user(ann.id, email="ann@example.org", current_password=wrong)
+        with pytest.raises(InvalidCredentials):
+            service.update_user(ann.id, password="new password", current_password=wrong)
+    assert service.get_user(ann.id).credential_version == 1
+
+
+def test_email_and_password_changes_bump_the_credential_version(
+    service: TicketingService,
+) -> None:
+    ann = service.register_user("ann", "ann@example.com", PASSWORD)
+
+    moved = service.update_user(ann.id, email="Ann@Example.ORG", current_password=PASSWORD)
+    changed = service.update_user(ann.id, password="new password", current_password=PASSWORD)
+
+    assert (moved.email, moved.credential_version) == ("ann@example.org", 2)
+    assert changed.credential_version == 3
+    assert service.authenticate("ann@example.org", "new password").id == ann.id
+    with pytest.raises(InvalidCredentials):
+        service.authenticate("ann@example.org", PASSWORD)
+    service.register_user("someone", "ann@example.com", PASSWORD)  # the old email is free
+
+
+def test_an_email_held_by_another_account_cannot_be_moved_to(service: TicketingService) -> None:
+    ann = service.register_user("ann", "ann@example.com", PASSWORD)
+    service.register_user("bob", "bob@example.com", PASSWORD)
+
+    with pytest.raises(EmailTaken):
+        service.update_user(ann.id, email="BOB@example.com", current_password=PASSWORD)
+
+    assert service.get_user(ann.id).email == "ann@example.com"
+
+
+def test_deleting_an_account_cancels_its_holdings_and_frees_its_names(
+    service: TicketingService,
+) -> None:
+    ann = service.register_user("ann", "ann@example.com", PASSWORD)
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=1).id
+    service.book(event_id, ann.id)
+    service.book(event_id, "bob")
+
+    service.delete_user(ann.id, [event_id])
+
+    with pytest.raises(UserNotFound):
+        service.get_user(ann.id)
+    with pytest.raises(InvalidCredentials):
+        service.authenticate("ann@example.com", PASSWORD)
+    event = service.get_event(event_id)
+    assert [user for user, _ in event.bookings.values()] == ["bob"] and event.waitlist == {}
+    again = service.register_user("ann", "ann@example.com", PASSWORD)
+    assert again.id != ann.id and service.authenticate("ann@example.com", PASSWORD).id == again.id
+
+
+def test_deleting_an_account_bumps_its_credential_version(service: TicketingService) -> None:
+    ann = service.register_user("ann", "ann@example.com", PASSWORD)
+
+    service.delete_user(ann.id, [])
+
+    deleted = service.repository.get(UUID(ann.id))
+    assert deleted.deleted and deleted.credential_version == ann.credential_version + 1
+
+
+def test_set_role_grants_and_revokes_auditor_and_admin(service: TicketingService) -> None:
+    ann = service.register_user("ann", "ann@example.com", PASSWORD)
+
+    assert service.set_role(ann.id, "admin", True).roles == ["attendee", "admin"]
+    assert service.set_role(ann.id, "auditor", True).roles == ["attendee", "admin", "auditor"]
+    assert service.set_role(ann.id, "auditor", True).roles == ["attendee", "admin", "auditor"]
+    assert service.set_role(ann.id, "admin", False).roles == ["attendee", "auditor"]
+    assert service.find_user_by_email("ann@example.com").roles == ["attendee", "auditor"]
+    with pytest.raises(InvalidCommand):
+        service.set_role(ann.id, "attendee", False)
+    with pytest.raises(UserNotFound):
+        service.set_role("not-a-uuid", "admin", True)
+
+
+def test_registration_that_loses_a_race_retries_with_the_whole_account(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first append fails as if another process wrote first; the retry must store all."""
+    real_save = service.save
+    calls: list[int] = []
+
+    def save_losing_the_first_race(*aggregates: Any, **kwargs: Any) -> Any:
+        calls.append(len(aggregates))
+        if len(calls) == 1:
+            for aggregate in aggregates:  # as a failed append does: events collected, not stored
+                aggregate.collect_events()
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return real_save(*aggregates, **kwargs)
+
+    monkeypatch.setattr(service, "save", save_losing_the_first_race)
+
+    user = service.register_user("ann", "ann@example.com", PASSWORD)
+
+    assert len(calls) == 2
+    assert service.get_user(user.id).email == "ann@example.com"
+    assert service.authenticate("ann@example.com", PASSWORD).id == user.id
