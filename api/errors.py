@@ -136,6 +136,7 @@ def _invalid_cursor(error: InvalidCursor) -> Response:
 
 
 def _service_busy(error: ServiceBusy) -> Response:
+    g.retry_after = error.retry_after
     return error_response(
         503, "service_busy", error.message, {}, {"Retry-After": str(error.retry_after)}
     )

@@ -28,10 +28,16 @@ def client_key() -> str:
 
 
 def retry_after_only_on_refusals(response: Response) -> Response:
-    """flask-limiter sends Retry-After on every response; it means "refused, wait" only on
-    a 429 or a 503, so elsewhere it would mislead clients that honour it."""
-    if response.status_code not in (429, 503):
+    """Keep flask-limiter's Retry-After on a 429 only.
+
+    The limiter sends it on every response, and raises any Retry-After the app set to its
+    own window's reset; elsewhere it would tell clients to wait when nothing was refused,
+    and on a 503 it would replace the app's own (shorter) advice.
+    """
+    if response.status_code != 429:
         response.headers.pop("Retry-After", None)
+        if g.get("retry_after") is not None:
+            response.headers["Retry-After"] = str(g.retry_after)
     return response
 
 
