@@ -120,7 +120,7 @@ class TicketingService(Application[UUID]):
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
-        self.max_attempts = int(self.env.get("COMMAND_MAX_ATTEMPTS") or 12)
+        self.max_attempts = int(self.env.get("COMMAND_MAX_ATTEMPTS") or 20)
         self.snapshot_interval = int(self.env.get("SNAPSHOT_INTERVAL") or 1000)
         self.passwords = Passwords(
             time_cost=int(self.env.get("ARGON2_TIME_COST") or 3),
