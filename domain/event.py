@@ -12,6 +12,7 @@ dict answers "who is next" and removes any entry without a scan.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -179,7 +180,7 @@ class Event(Aggregate):
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was used with a different request.",
             )
-        return recorded[1]
+        return deepcopy(recorded[1])  # the caller's copy: the record itself stays as it was
 
     # ---------------------------------------------------------------- commands
     def book(

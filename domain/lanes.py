@@ -131,6 +131,10 @@ class Lanes(Generic[A]):
             for command in batch:
                 if not command.settled:
                     command.settle(error=error)
+        else:
+            for command in batch:
+                if not command.settled:  # a batch runner bug must not pass for "no outcome"
+                    command.settle(error=RuntimeError("The command's batch gave it no outcome."))
         finally:
             with lane.mutex:
                 if lane.queue:

@@ -551,3 +551,20 @@ def test_domain_events_carry_user_ids_quantities_and_position() -> None:
         "remaining": 0,
         **no_key,
     }
+
+
+def test_a_replayed_outcome_is_a_copy_that_cannot_alter_the_record() -> None:
+    event = new_event(total_tickets=1)
+    ann = event.book("ann", 1)
+    event.book("bob", 1)
+    key = Idempotency("ann:k3", "hash-a")
+    first = event.cancel("ann", booking_id=ann.booking_id, idempotency=key)
+
+    tampered = event.cancel("ann", booking_id=ann.booking_id, idempotency=key)
+    tampered.reassigned.append({"userId": "mallory", "bookingId": "x", "quantity": 9})
+    raised = event.change_capacity(ORGANIZER, 3, idempotency=Idempotency("o:1", "h"))
+    event.change_capacity(ORGANIZER, 3, idempotency=Idempotency("o:1", "h")).append({})
+
+    again = event.cancel("ann", booking_id=ann.booking_id, idempotency=key)
+    assert again.reassigned == first.reassigned
+    assert event.change_capacity(ORGANIZER, 3, idempotency=Idempotency("o:1", "h")) == raised
