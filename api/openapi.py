@@ -96,21 +96,27 @@ def build_spec(app: Flask) -> dict[str, Any]:
     )
     spec.components.schema("Error", schema=ErrorSchema)
     paths: dict[str, dict[str, Any]] = {}
+    operation_ids: set[str] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         operation: Operation | None = getattr(app.view_functions[rule.endpoint], "openapi", None)
         if operation is None:
             continue
         path = openapi_path(rule.rule)
         for method in sorted((rule.methods or set()) - IGNORED_METHODS):
+            # One view may serve several paths (/health and /api/health): ids must differ.
+            operation_id = rule.endpoint.replace(".", "_")
+            if operation_id in operation_ids:
+                operation_id += re.sub(r"\W+", "_", rule.rule)
+            operation_ids.add(operation_id)
             paths.setdefault(path, {})[method.lower()] = _operation(
-                operation, rule.arguments, rule.endpoint
+                operation, rule.arguments, operation_id
             )
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()
 
 
-def _operation(operation: Operation, arguments: set[str], endpoint: str) -> dict[str, Any]:
+def _operation(operation: Operation, arguments: set[str], operation_id: str) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {"in": "path", "name": camel_case(name), "required": True, "schema": {"type": "string"}}
         for name in sorted(arguments)
@@ -147,7 +153,7 @@ def _operation(operation: Operation, arguments: set[str], endpoint: str) -> dict
         }
     result: dict[str, Any] = {
         "summary": operation.summary,
-        "operationId": endpoint.replace(".", "_"),
+        "operationId": operation_id,
         "tags": [operation.tag],
         "parameters": parameters,
         "responses": responses,

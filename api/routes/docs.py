@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
-from api.openapi import build_spec
+from api.openapi import build_spec, documented
 
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
@@ -39,6 +39,9 @@ DOCS_SCRIPT = """window.ui = SwaggerUIBundle({
 
 
 @bp.get("/openapi.json")
+@documented(
+    "This document (OpenAPI 3)", tag="docs", responses={200: "The OpenAPI document."}, auth=False
+)
 def openapi_document():
     if SPEC_CACHE_KEY not in current_app.extensions:
         current_app.extensions[SPEC_CACHE_KEY] = build_spec(current_app)
@@ -46,6 +49,12 @@ def openapi_document():
 
 
 @bp.get("/docs")
+@documented(
+    "This document, rendered for a browser",
+    tag="docs",
+    responses={200: "An HTML page (Swagger UI, served from this service)."},
+    auth=False,
+)
 def docs_page():
     return DOCS_PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
 

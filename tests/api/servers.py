@@ -1,0 +1,88 @@
+"""Real ``ticketing serve`` processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from tests.api.conftest import SECRET
+from tests.conftest import FAST_HASHING
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ticketing_command() -> list[str]:
+    """The installed console script, or the module when the project is not installed."""
+    script = Path(sys.executable).parent / "ticketing"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("ticketing")
+    return [found] if found else [sys.executable, "-m", "api.cli"]
+
+
+@contextmanager
+def running_server(database_url: str, log_path: Path, **env: str) -> Iterator[str]:
+    """Start ``ticketing serve`` on a free port; yield its base URL once healthy."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JWT_SECRET_KEY": SECRET,
+        "RATE_LIMIT_DEFAULT": "100000 per minute",
+        "RATE_LIMIT_AUTH": "100000 per minute",
+        **FAST_HASHING,
+        **env,
+    }
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [*ticketing_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(base_url, process, log_path)
+        yield base_url
+    finally:
+        _stop(process)
+
+
+def _wait_until_healthy(base_url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()[-4000:]}")
+        try:
+            if requests.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server never became healthy:\n{log_path.read_text()[-4000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)

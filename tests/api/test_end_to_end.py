@@ -1,0 +1,130 @@
+"""The whole story against a real ``ticketing serve`` process on a temporary SQLite file."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.api.conftest import PASSWORD
+from tests.api.servers import running_server
+
+pytestmark = pytest.mark.slow
+
+
+class Client:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def call(self, method: str, path: str, token: str | None = None, **kwargs):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.session.request(
+            method, self.base_url + path, headers=headers, timeout=10, **kwargs
+        )
+
+    def user(self, name: str) -> tuple[str, str]:
+        email = f"{name}@example.com"
+        registered = self.call(
+            "POST",
+            "/api/auth/register",
+            json={"username": name, "email": email, "password": PASSWORD},
+        )
+        assert registered.status_code == 201, registered.text
+        login = self.call("POST", "/api/auth/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        return login.json()["user"]["id"], login.json()["token"]
+
+    def eventually(self, path: str, token: str, predicate, timeout: float = 10.0) -> dict:
+        """Reads come from the read models, which follow the writes within moments."""
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.call("GET", path, token).json()
+            if predicate(body) or time.monotonic() > deadline:
+                return body
+            time.sleep(0.05)
+
+
+def test_two_seats_three_users_one_cancellation_promotes_the_waiting_user(tmp_path):
+    database_url = f"sqlite:///{tmp_path}/ticketing.db"
+    with running_server(database_url, tmp_path / "server.log") as base_url:
+        client = Client(base_url)
+        _organizer_id, organizer = client.user("organizer")
+        users = [client.user(name) for name in ("alice", "bob", "carol")]
+
+        created = client.call(
+            "POST", "/api/events", organizer, json={"name": "Final", "totalTickets": 2}
+        )
+        assert created.status_code == 201, created.text
+        event_id = created.json()["eventId"]
+
+        outcomes = [
+            client.call("POST", "/api/book", token, json={"eventId": event_id})
+            for _user_id, token in users
+        ]
+        assert [o.status_code for o in outcomes] == [201, 201, 202]
+        assert outcomes[2].json()["position"] == 1
+        (alice_id, alice), _bob, (carol_id, carol) = users
+
+        cancelled = client.call(
+            "POST", "/api/cancel", alice, json={"bookingId": outcomes[0].json()["bookingId"]}
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["reassigned"] is True
+        assert cancelled.json()["reassignedTo"][0]["userId"] == carol_id
+
+        status = client.eventually(
+            f"/api/status/{event_id}", organizer, lambda body: body["version"] == 6
+        )
+        assert status["bookedTickets"] == 2
+        assert status["availableTickets"] == 0
+        assert status["waitingListCount"] == 0
+        carol_status = client.eventually(
+            f"/api/booking-status/{event_id}/{carol_id}",
+            carol,
+            lambda body: body["status"] == "confirmed",
+        )
+        assert carol_status["status"] == "confirmed"
+        alice_status = client.call("GET", f"/api/booking-status/{event_id}/{alice_id}", alice)
+        assert alice_status.json()["status"] == "cancelled"
+
+        history = client.call("GET", f"/api/events/{event_id}/history", organizer).json()
+        assert [item["type"] for item in history["items"]] == [
+            "EventInitialized",
+            "TicketBooked",
+            "TicketBooked",
+            "Waitlisted",
+            "Cancelled",
+            "Reassigned",
+        ]
+        assert history["items"][-1]["data"]["userId"] == carol_id
+        assert client.call("GET", "/health").json()["status"] == "ok"
+
+
+def test_the_server_answers_concurrent_clients(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    database_url = f"sqlite:///{tmp_path}/ticketing.db"
+    with running_server(database_url, tmp_path / "server.log") as base_url:
+        client = Client(base_url)
+        _organizer_id, organizer = client.user("organizer")
+        event_id = client.call(
+            "POST", "/api/events", organizer, json={"name": "Rush", "totalTickets": 5}
+        ).json()["eventId"]
+        tokens = [client.user(f"fan{n}")[1] for n in range(12)]
+
+        def book(token: str) -> int:
+            return (
+                Client(base_url)
+                .call("POST", "/api/book", token, json={"eventId": event_id})
+                .status_code
+            )
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            codes = list(pool.map(book, tokens))
+        assert sorted(codes) == [201] * 5 + [202] * 7
+        status = client.eventually(
+            f"/api/status/{event_id}", organizer, lambda body: body["waitingListCount"] == 7
+        )
+        assert (status["bookedTickets"], status["waitingListCount"]) == (5, 7)

@@ -1,0 +1,115 @@
+"""The OpenAPI document: valid OpenAPI 3, generated from the validating schemas, complete."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from openapi_spec_validator import validate
+
+from tests.api.conftest import Api
+
+# Every route of shared/API.md, the binding contract.
+CONTRACT_ROUTES = {
+    ("post", "/api/auth/register"),
+    ("post", "/api/auth/login"),
+    ("get", "/api/users/me"),
+    ("patch", "/api/users/me"),
+    ("delete", "/api/users/me"),
+    ("get", "/api/users/me/bookings"),
+    ("post", "/api/users/{userId}/roles"),
+    ("post", "/api/initialize"),
+    ("post", "/api/events"),
+    ("get", "/api/events"),
+    ("get", "/api/events/{eventId}"),
+    ("get", "/api/status/{eventId}"),
+    ("post", "/api/events/{eventId}/close"),
+    ("post", "/api/events/{eventId}/capacity"),
+    ("post", "/api/book"),
+    ("post", "/api/cancel"),
+    ("get", "/api/booking-status/{eventId}/{userId}"),
+    ("get", "/api/events/{eventId}/waitlist"),
+    ("get", "/api/events/{eventId}/bookings"),
+    ("get", "/api/events/{eventId}/history"),
+    ("get", "/api/events/{eventId}/state"),
+    ("get", "/api/audit/log"),
+    ("get", "/api/audit/verify/{eventId}"),
+    ("get", "/health"),
+    ("get", "/api/health"),
+    ("get", "/api/openapi.json"),
+    ("get", "/api/docs"),
+}
+
+CONTRACT_FILE = Path(__file__).resolve().parents[3] / "shared" / "API.md"
+
+
+@pytest.fixture
+def document(sqlite_api: Api) -> dict:
+    response = sqlite_api.get("/api/openapi.json")
+    assert response.status_code == 200
+    return response.json
+
+
+def _routes(document: dict) -> set[tuple[str, str]]:
+    return {(method, path) for path, ops in document["paths"].items() for method in ops}
+
+
+def test_the_document_is_valid_openapi_3(document: dict):
+    assert document["openapi"].startswith("3.")
+    validate(document)
+
+
+def test_the_document_lists_every_route_of_the_contract(document: dict):
+    assert CONTRACT_ROUTES <= _routes(document)
+
+
+@pytest.mark.skipif(not CONTRACT_FILE.exists(), reason="shared/API.md is not beside the repo")
+def test_the_route_list_above_is_the_contracts(document: dict):
+    """Guards the hand-kept list: every `METHOD /path` named in API.md is documented."""
+    named = re.findall(r"\b(GET|POST|PATCH|DELETE) (/[\w/{}.\-]+)", CONTRACT_FILE.read_text())
+    assert {(method.lower(), path.rstrip(".")) for method, path in named} <= _routes(document)
+
+
+def test_request_bodies_come_from_the_validating_schemas(document: dict):
+    schemas = document["components"]["schemas"]
+    book = schemas["Book"]
+    assert set(book["properties"]) == {"eventId", "quantity", "userId"}
+    assert book["required"] == ["eventId"]
+    assert book["properties"]["quantity"] == {
+        "type": "integer",
+        "default": 1,
+        "minimum": 1,
+        "maximum": 100,
+    }
+    assert book["additionalProperties"] is False
+    register = schemas["Register"]
+    assert register["properties"]["password"]["minLength"] == 8
+    assert register["properties"]["password"]["maxLength"] == 128
+
+
+def test_protected_operations_declare_bearer_auth_and_their_errors(document: dict):
+    book = document["paths"]["/api/book"]["post"]
+    assert book["security"] == [{"bearerAuth": []}]
+    assert {"201", "202", "400", "401", "403", "404", "409", "422", "429"} <= set(book["responses"])
+    assert any(p["name"] == "Idempotency-Key" for p in book["parameters"])
+    assert document["paths"]["/api/auth/login"]["post"]["security"] == []
+
+
+def test_list_operations_document_their_query_parameters(document: dict):
+    listing = document["paths"]["/api/events"]["get"]
+    names = {p["name"] for p in listing["parameters"] if p["in"] == "query"}
+    assert names == {"limit", "cursor"}
+
+
+def test_the_docs_page_renders_the_document_with_local_assets(sqlite_api: Api):
+    page = sqlite_api.get("/api/docs")
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    html = page.get_data(as_text=True)
+    assert "//" not in html.replace("<!DOCTYPE html>", "")  # no CDN or any other host
+    for asset in re.findall(r'(?:src|href)="([^"]+)"', html):
+        response = sqlite_api.get(f"/api/{asset}")
+        assert response.status_code == 200, asset
+    script = sqlite_api.get("/api/docs/assets/docs.js").get_data(as_text=True)
+    assert 'url: "openapi.json"' in script

@@ -1,0 +1,102 @@
+"""Rate limits: per user when authenticated, per IP otherwise, stricter on auth routes."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+
+from tests.api.conftest import PASSWORD, Api, error_code, open_app
+from tests.api.servers import running_server
+
+REDIS_URL = "redis://127.0.0.1:6379"
+
+
+@pytest.fixture
+def limited(sqlite_url: str):
+    app = open_app(sqlite_url, RATE_LIMIT_DEFAULT="3 per minute", RATE_LIMIT_AUTH="2 per minute")
+    yield Api(app)
+    app.extensions["ticketing"].close()
+
+
+def _register(api: Api, name: str):
+    return api.post(
+        "/api/auth/register",
+        json={"username": name, "email": f"{name}@example.com", "password": PASSWORD},
+    )
+
+
+def test_responses_carry_the_rate_limit_headers(limited: Api):
+    response = _register(limited, "alice")
+    assert response.headers["X-RateLimit-Limit"] == "2"
+    assert response.headers["X-RateLimit-Remaining"] == "1"
+    assert int(response.headers["X-RateLimit-Reset"]) > 0
+    refused = limited.get("/api/users/me")
+    assert refused.status_code == 401
+    assert refused.headers["X-RateLimit-Limit"] == "3"
+
+
+def test_register_and_login_are_limited_per_ip(limited: Api):
+    assert _register(limited, "alice").status_code == 201
+    assert _register(limited, "bob").status_code == 201
+    refused = _register(limited, "carol")
+    assert refused.status_code == 429
+    assert error_code(refused) == "rate_limited"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    login = limited.login("alice@example.com")
+    assert login.status_code == 200  # login has its own budget
+
+
+def test_authenticated_clients_are_limited_per_user_not_per_ip(limited: Api):
+    service = limited.backend.service
+    for name in ("alice", "bob"):
+        service.register_user(name, f"{name}@example.com", PASSWORD)
+    alice = limited.login("alice@example.com").json["token"]
+    bob = limited.login("bob@example.com").json["token"]
+    as_alice = {"Authorization": f"Bearer {alice}"}
+    for _ in range(3):
+        assert limited.request("GET", "/api/users/me", headers=as_alice).status_code == 200
+    refused = limited.request("GET", "/api/users/me", headers=as_alice)
+    assert refused.status_code == 429
+    assert error_code(refused) == "rate_limited"
+    as_bob = {"Authorization": f"Bearer {bob}"}
+    assert limited.request("GET", "/api/users/me", headers=as_bob).status_code == 200
+
+
+def test_health_is_never_rate_limited(limited: Api):
+    for _ in range(10):
+        assert limited.request("GET", "/health").status_code == 200
+
+
+def _redis_problem() -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        return f"Redis at {REDIS_URL} is unreachable: {error}"
+    return None
+
+
+@pytest.mark.slow
+def test_two_server_processes_share_one_budget_through_redis(tmp_path):
+    problem = _redis_problem()
+    if problem:
+        pytest.skip(problem)
+    shared = {
+        "RATELIMIT_STORAGE_URI": REDIS_URL,
+        "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        "RATE_LIMIT_AUTH": "3 per minute",
+    }
+    with (
+        running_server(f"sqlite:///{tmp_path}/a.db", tmp_path / "a.log", **shared) as first,
+        running_server(f"sqlite:///{tmp_path}/b.db", tmp_path / "b.log", **shared) as second,
+    ):
+        wrong = {"email": "nobody@example.com", "password": "wrong password"}
+        codes = [
+            requests.post(f"{base}/api/auth/login", json=wrong, timeout=10).status_code
+            for base in (first, second, first, second)
+        ]
+    assert codes == [401, 401, 401, 429]
