@@ -1,0 +1,123 @@
+"""The ``ticketing`` command line, run in-process on a temporary SQLite store."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from api.cli import main
+from domain.service import open_service
+from projections.queries import ReadModel
+from projections.runner import ProjectionRunner
+from tests.api.servers import ticketing_command
+from tests.conftest import FAST_HASHING
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> str:
+    url = f"sqlite:///{tmp_path}/ticketing.db"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["migrate"]) == 0
+    return url
+
+
+@pytest.fixture
+def story(store: str) -> tuple[str, str]:
+    """An event with two seats: alice and bob booked, carol waited, alice cancelled."""
+    service = open_service(store, **FAST_HASHING)
+    try:
+        organizer = service.register_user("organizer", "organizer@example.com", PASSWORD)
+        users = [service.register_user(n, f"{n}@example.com", PASSWORD) for n in ("al", "bo", "cy")]
+        event = service.create_event(organizer.id, "Final", 2)
+        for user in users:
+            service.book(event.id, user.id)
+        service.cancel(users[0].id, event_id=event.id)
+    finally:
+        service.close()
+    runner = ProjectionRunner(store)
+    runner.process_available()
+    runner.close()
+    return event.id, users[2].id
+
+
+def test_migrate_is_idempotent(store: str, capsys):
+    assert main(["migrate"]) == 0
+    assert "migrated" in capsys.readouterr().out
+
+
+def test_users_grant_and_revoke_roles_by_email(store: str, capsys):
+    service = open_service(store, **FAST_HASHING)
+    service.register_user("alice", "alice@example.com", PASSWORD)
+    service.close()
+    assert main(["users", "grant", "ALICE@example.com", "auditor"]) == 0
+    assert "attendee, auditor" in capsys.readouterr().out
+    assert main(["users", "revoke", "alice@example.com", "auditor"]) == 0
+    assert capsys.readouterr().out.strip().endswith("roles attendee")
+
+
+def test_users_on_an_unknown_email_fails_with_a_message(store: str, capsys):
+    assert main(["users", "grant", "nobody@example.com", "admin"]) == 1
+    assert "No user with this email" in capsys.readouterr().err
+
+
+def test_history_prints_a_readable_timeline(story, capsys):
+    event_id, carol_id = story
+    assert main(["history", event_id]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[2] for line in lines] == [
+        "EventInitialized",
+        "TicketBooked",
+        "TicketBooked",
+        "Waitlisted",
+        "Cancelled",
+        "Reassigned",
+    ]
+    assert [line.split()[1] for line in lines] == ["v1", "v2", "v3", "v4", "v5", "v6"]
+    assert f"userId={carol_id}" in lines[-1]
+
+
+def test_history_of_an_unknown_event_fails(store: str, capsys):
+    assert main(["history", "00000000-0000-0000-0000-000000000000"]) == 1
+    assert "No such event" in capsys.readouterr().err
+
+
+def test_verify_checks_one_or_every_event(story, capsys):
+    event_id, _ = story
+    assert main(["verify", event_id]) == 0
+    assert f"{event_id}  consistent" in capsys.readouterr().out
+    assert main(["verify"]) == 0
+    assert "1 event(s) checked, 0 inconsistent" in capsys.readouterr().out
+
+
+def test_rebuild_recreates_the_read_models(story, capsys):
+    event_id, _ = story
+    assert main(["rebuild"]) == 0
+    assert "rebuilt the read models" in capsys.readouterr().out
+    assert main(["verify", event_id]) == 0
+
+
+@pytest.mark.slow
+def test_project_follows_the_store_until_terminated(store: str, tmp_path):
+    with open(tmp_path / "project.log", "wb") as log:
+        process = subprocess.Popen(
+            [*ticketing_command(), "project"], stdout=subprocess.DEVNULL, stderr=log
+        )
+    try:
+        service = open_service(store, **FAST_HASHING)
+        organizer = service.register_user("organizer", "organizer@example.com", PASSWORD)
+        event = service.create_event(organizer.id, "Live", 3)
+        service.close()
+        reads = ReadModel(store)
+        deadline = time.monotonic() + 15
+        while reads.event_status(event.id) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert reads.event_status(event.id)["totalTickets"] == 3
+        reads.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0

@@ -1,0 +1,70 @@
+"""Settings from the environment, and refusing to start on an unsafe JWT secret."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from api.config import ConfigError, load_settings
+from tests.api.servers import ticketing_command
+
+
+def test_defaults_are_those_of_the_contract(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("RATE", "JWT_ACCESS", "ADMIN", "DATABASE", "READMODEL", "TICKETING")):
+            monkeypatch.delenv(name)
+    settings = load_settings({"JWT_SECRET_KEY": "s" * 32})
+    assert settings.jwt_access_token_expires == 3600
+    assert settings.rate_limit_default == "100 per 15 minutes"
+    assert settings.rate_limit_auth == "10 per minute"
+    assert settings.ratelimit_storage_uri == "memory://"
+    assert settings.readmodel_lag_threshold == 1000
+    assert settings.database_url == "sqlite:///var/ticketing.db"
+    assert settings.admin_emails == frozenset()
+
+
+def test_admin_emails_are_a_comma_separated_case_insensitive_list():
+    settings = load_settings(
+        {"JWT_SECRET_KEY": "s" * 32, "ADMIN_EMAILS": " Boss@Example.com,ops@example.com ,"}
+    )
+    assert settings.admin_emails == {"boss@example.com", "ops@example.com"}
+
+
+@pytest.mark.parametrize("secret", ["", "short-secret"])
+def test_a_missing_or_weak_secret_refuses_to_start_and_says_how_to_fix_it(secret):
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"JWT_SECRET_KEY": secret, "TICKETING_ENV": "production"})
+    assert "JWT_SECRET_KEY" in str(refused.value)
+    assert "export JWT_SECRET_KEY=" in str(refused.value)
+    assert "TICKETING_ENV=development" in str(refused.value)
+
+
+def test_development_mode_runs_with_a_throwaway_secret():
+    settings = load_settings({"JWT_SECRET_KEY": "", "TICKETING_ENV": "development"})
+    assert len(settings.jwt_secret_key) >= 32
+
+
+def test_nonsense_numbers_are_refused():
+    with pytest.raises(ConfigError, match="JWT_ACCESS_TOKEN_EXPIRES"):
+        load_settings({"JWT_SECRET_KEY": "s" * 32, "JWT_ACCESS_TOKEN_EXPIRES": "soon"})
+
+
+def test_the_serve_command_refuses_without_a_secret(tmp_path):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("JWT_SECRET_KEY", "TICKETING_ENV")
+    }
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path}/t.db"
+    result = subprocess.run(
+        [*ticketing_command(), "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "JWT_SECRET_KEY is not set" in result.stderr
+    assert "export JWT_SECRET_KEY=" in result.stderr
