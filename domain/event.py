@@ -359,9 +359,19 @@ class Event(Aggregate):
             reassigned.append({"userId": user_id, "bookingId": booking_id, "quantity": seats})
         return reassigned
 
-    def _remember(self, key: str, request_hash: str | None, outcome: dict[str, Any]) -> None:
-        """Record a command's outcome under its key; keys expire after 24 hours."""
-        now = self.modified_on
+    def _remember(
+        self,
+        key: str,
+        request_hash: str | None,
+        outcome: dict[str, Any],
+        at: datetime | None = None,
+    ) -> None:
+        """Record a command's outcome under its key; keys expire 24 hours after their command.
+
+        ``at`` is the time of the domain event being applied. (``modified_on`` still holds
+        the previous event's time then, which made a key used after a quiet spell look old.)
+        """
+        now = at or self.modified_on
         while self.idempotency:
             oldest_key, oldest = next(iter(self.idempotency.items()))
             if now - datetime.fromisoformat(oldest[2]) <= IDEMPOTENCY_TTL:
@@ -383,6 +393,7 @@ class Event(Aggregate):
         quantity: int,
         idempotency_key: str | None,
         request_hash: str | None,
+        timestamp: datetime | None = None,
     ) -> None:
         self._next_sequence(booking_id)
         self.bookings[booking_id] = [user_id, quantity]
@@ -390,7 +401,10 @@ class Event(Aggregate):
         self.booked += quantity
         if idempotency_key:
             self._remember(
-                idempotency_key, request_hash, {"booking_id": booking_id, "quantity": quantity}
+                idempotency_key,
+                request_hash,
+                {"booking_id": booking_id, "quantity": quantity},
+                timestamp,
             )
 
     @event("Waitlisted", topic="ticketing:Event.Waitlisted")
@@ -402,6 +416,7 @@ class Event(Aggregate):
         position: int,
         idempotency_key: str | None,
         request_hash: str | None,
+        timestamp: datetime | None = None,
     ) -> None:
         self._next_sequence(waiting_list_id)
         self.waitlist[waiting_list_id] = [user_id, quantity]
@@ -414,7 +429,7 @@ class Event(Aggregate):
             outcome.update(
                 waiting_list_id=waiting_list_id, waiting_quantity=quantity, position=position
             )
-            self._remember(idempotency_key, request_hash, outcome)
+            self._remember(idempotency_key, request_hash, outcome, timestamp)
 
     @event("Cancelled", topic="ticketing:Event.Cancelled")
     def _on_cancelled(
@@ -427,6 +442,7 @@ class Event(Aggregate):
         cancelled_by: str,
         idempotency_key: str | None,
         request_hash: str | None,
+        timestamp: datetime | None = None,
     ) -> None:
         holding = self.holders[user_id]
         if booking_id:
@@ -444,6 +460,7 @@ class Event(Aggregate):
                 idempotency_key,
                 request_hash,
                 {"user_id": user_id, "released": quantity, "reassigned": []},
+                timestamp,
             )
 
     @event("Reassigned", topic="ticketing:Event.Reassigned")
@@ -482,18 +499,23 @@ class Event(Aggregate):
         changed_by: str,
         idempotency_key: str | None,
         request_hash: str | None,
+        timestamp: datetime | None = None,
     ) -> None:
         self.total_tickets = total_tickets
         if idempotency_key:
-            self._remember(idempotency_key, request_hash, {"reassigned": []})
+            self._remember(idempotency_key, request_hash, {"reassigned": []}, timestamp)
 
     @event("EventClosed", topic="ticketing:Event.EventClosed")
     def _on_closed(
-        self, closed_by: str, idempotency_key: str | None, request_hash: str | None
+        self,
+        closed_by: str,
+        idempotency_key: str | None,
+        request_hash: str | None,
+        timestamp: datetime | None = None,
     ) -> None:
         self.closed = True
         if idempotency_key:
-            self._remember(idempotency_key, request_hash, {"closed": True})
+            self._remember(idempotency_key, request_hash, {"closed": True}, timestamp)
 
 
 def _unpack(idempotency: Idempotency | None) -> tuple[str | None, str | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from domain.errors import (
@@ -568,3 +570,30 @@ def test_a_replayed_outcome_is_a_copy_that_cannot_alter_the_record() -> None:
     again = event.cancel("ann", booking_id=ann.booking_id, idempotency=key)
     assert again.reassigned == first.reassigned
     assert event.change_capacity(ORGANIZER, 3, idempotency=Idempotency("o:1", "h")) == raised
+
+
+def test_an_idempotency_key_is_kept_24_hours_from_the_command_that_used_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import eventsourcing.domain
+
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    clock = {"now": start}
+    monkeypatch.setattr(eventsourcing.domain, "datetime_now_with_tzinfo", lambda: clock["now"])
+
+    def at(hours: int) -> None:
+        clock["now"] = start + timedelta(hours=hours)
+
+    event = new_event(total_tickets=5)  # created at hour 0, then quiet for a day and more
+    key = Idempotency("ann:k1", "book")
+    at(30)
+    first = event.book("ann", 1, key)
+    at(31)
+    event.book("bob", 1, Idempotency("bob:k1", "book"))  # another keyed command, an hour later
+    at(32)
+    assert event.book("ann", 1, key).booking_id == first.booking_id  # still replayed
+
+    at(55)
+    event.book("cat", 1, Idempotency("cat:k1", "book"))  # 25 hours after ann's: hers expires
+    with pytest.raises(AlreadyBooked):
+        event.book("ann", 1, key)
