@@ -158,6 +158,9 @@ class TicketingService(Application[UUID]):
         )
         try:
             self._save_and_announce(event)
+        except OperationalError:
+            # Not retried: without a key a retry could not tell a lost answer from a lost write.
+            raise ServiceBusy("The store is busy, please retry.") from None
         except IntegrityError:
             existing = self._find_event(event_id)
             if existing is None or idempotency is None:

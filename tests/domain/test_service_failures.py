@@ -121,3 +121,12 @@ def test_a_failing_snapshot_does_not_fail_a_committed_command(
     assert outcome.quantity == 1
     assert bookings(service.get_event(event_id)) == {"ann": 1}
     service.close()
+
+
+def test_creating_an_event_while_the_store_is_locked_answers_busy(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing_appends(service, 10_000, OperationalError("database is locked"), monkeypatch)
+
+    with pytest.raises(ServiceBusy):
+        service.create_event(ORGANIZER, "Gig", total_tickets=1)
