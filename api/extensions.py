@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from flask_jwt_extended import JWTManager, decode_token
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -45,5 +45,10 @@ def client_ip() -> str:
     return f"ip:{get_remote_address()}"
 
 
+def default_limit() -> str:
+    """Read per request: the limiter outlives any one app, its limits must not."""
+    return current_app.config["RATE_LIMIT_DEFAULT"]
+
+
 jwt = JWTManager()
-limiter = Limiter(key_func=client_key, headers_enabled=True)
+limiter = Limiter(key_func=client_key, default_limits=[default_limit], headers_enabled=True)
