@@ -100,15 +100,5 @@ def _missing(_reason: str) -> Response:
     return _unauthorized("A bearer token is required (Authorization: Bearer <token>).")
 
 
-@jwt.revoked_token_loader
-def _revoked(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
-    return _unauthorized("The token has been revoked.")
-
-
-@jwt.token_verification_failed_loader
-def _claims_refused(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
-    return _unauthorized("The token is invalid.")
-
-
 def _unauthorized(message: str, code: str = "unauthorized") -> Response:
     return error_response(401, code, message, {}, {"WWW-Authenticate": "Bearer"})

@@ -36,7 +36,7 @@ DOMAIN_STATUS = {
 }
 
 HTTP_CODES = {
-    400: "bad_request",
+    400: "validation_error",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
@@ -71,10 +71,6 @@ class ApiError(Exception):
         self.message = message
         self.details = details or {}
         self.headers = headers or {}
-
-
-def unauthorized(message: str, code: str = "unauthorized") -> ApiError:
-    return ApiError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
 
 
 def forbidden(message: str = "You are not allowed to do this.") -> ApiError:

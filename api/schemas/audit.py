@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -34,7 +35,8 @@ class HistoryQuery(RequestSchema):
 
 class StateQuery(RequestSchema):
     version = fields.Integer(validate=validate.Range(min=1))
-    at = fields.AwareDateTime(format="iso")
+    # A moment without an offset is read as UTC rather than refused.
+    at = fields.AwareDateTime(format="iso", default_timezone=UTC)
 
     @validates_schema
     def at_most_one_point(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -35,8 +35,10 @@ def ticketing_command() -> list[str]:
 
 
 @contextmanager
-def running_server(database_url: str, log_path: Path, **env: str) -> Iterator[str]:
-    """Start ``ticketing serve`` on a free port; yield its base URL once healthy."""
+def running_server(
+    database_url: str, log_path: Path, *serve_args: str, **env: str
+) -> Iterator[str]:
+    """Start ``ticketing serve [serve_args]`` on a free port; yield its URL once healthy."""
     port = free_port()
     environment = {
         **os.environ,
@@ -49,7 +51,15 @@ def running_server(database_url: str, log_path: Path, **env: str) -> Iterator[st
     }
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [*ticketing_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *ticketing_command(),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *serve_args,
+            ],
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -75,6 +85,23 @@ def _wait_until_healthy(base_url: str, process: subprocess.Popen, log_path: Path
             pass
         time.sleep(0.2)
     raise RuntimeError(f"server never became healthy:\n{log_path.read_text()[-4000:]}")
+
+
+@contextmanager
+def running_projector(database_url: str, log_path: Path) -> Iterator[subprocess.Popen]:
+    """A separate ``ticketing project`` process, as beside several API workers."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [*ticketing_command(), "project"],
+            env={**os.environ, "DATABASE_URL": database_url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        _stop(process)
 
 
 def _stop(process: subprocess.Popen) -> None:

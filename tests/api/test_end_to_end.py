@@ -1,4 +1,5 @@
-"""The whole story against a real ``ticketing serve`` process on a temporary SQLite file."""
+"""The whole story against real ``ticketing serve`` processes (SQLite, and PostgreSQL with
+several workers and a separate projector)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import time
 import pytest
 import requests
 
+from api.cli import main as ticketing
 from tests.api.conftest import PASSWORD
-from tests.api.servers import running_server
+from tests.api.servers import running_projector, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -128,3 +130,40 @@ def test_the_server_answers_concurrent_clients(tmp_path):
             f"/api/status/{event_id}", organizer, lambda body: body["waitingListCount"] == 7
         )
         assert (status["bookedTickets"], status["waitingListCount"]) == (5, 7)
+
+
+def test_several_workers_on_postgresql_with_a_separate_projector(
+    postgres_url, tmp_path, monkeypatch
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    assert ticketing(["migrate"]) == 0
+    with (
+        running_projector(postgres_url, tmp_path / "project.log"),
+        running_server(
+            postgres_url, tmp_path / "server.log", "--workers", "2", "--threads", "4"
+        ) as base_url,
+    ):
+        client = Client(base_url)
+        _organizer_id, organizer = client.user("organizer")
+        event_id = client.call(
+            "POST", "/api/events", organizer, json={"name": "Rush", "totalTickets": 4}
+        ).json()["eventId"]
+        tokens = [client.user(f"fan{n}")[1] for n in range(10)]
+
+        def book(token: str) -> int:
+            return (
+                Client(base_url)
+                .call("POST", "/api/book", token, json={"eventId": event_id})
+                .status_code
+            )
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            codes = list(pool.map(book, tokens))
+        assert sorted(codes) == [201] * 4 + [202] * 6
+        status = client.eventually(
+            f"/api/status/{event_id}", organizer, lambda body: body["version"] == 11
+        )
+        assert (status["bookedTickets"], status["waitingListCount"]) == (4, 6)
+        assert client.call("GET", "/health").json()["status"] == "ok"
