@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 
 from api.config import PROJECTOR_EMBEDDED, Settings
 from domain.service import TicketingService, open_service
@@ -80,5 +79,5 @@ def settings() -> Settings:
     return backend().settings
 
 
-def attach(app: Any, opened: Backend) -> None:
+def attach(app: Flask, opened: Backend) -> None:
     app.extensions[EXTENSION_NAME] = opened

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask.typing import ResponseReturnValue
 
 from api import backend
 from api.auth import authenticated, current_user, require_auditor, require_manager
@@ -38,7 +39,7 @@ def _require_event_auditor(event_id: str) -> None:
     responses={200: HistorySchema},
     errors=(400, 403, 404),
 )
-def history(event_id: str):
+def history(event_id: str) -> ResponseReturnValue:
     _require_event_auditor(event_id)
     query = query_args(HistoryQuery())
     return audit.history(backend.service(), event_id, query["from_version"], query["limit"])
@@ -53,7 +54,7 @@ def history(event_id: str):
     responses={200: EventStateSchema},
     errors=(400, 403, 404),
 )
-def state(event_id: str):
+def state(event_id: str) -> ResponseReturnValue:
     _require_event_auditor(event_id)
     query = query_args(StateQuery())
     return audit.state_at(
@@ -70,7 +71,7 @@ def state(event_id: str):
     responses={200: AuditLogSchema},
     errors=(400, 403),
 )
-def audit_log():
+def audit_log() -> ResponseReturnValue:
     require_auditor(current_user())
     query = query_args(AuditLogQuery())
     return audit.audit_log(backend.service(), query["after"], query["limit"])
@@ -84,7 +85,7 @@ def audit_log():
     responses={200: VerificationSchema},
     errors=(403, 404),
 )
-def verify_event(event_id: str):
+def verify_event(event_id: str) -> ResponseReturnValue:
     require_auditor(current_user())
     # Compare the converged read models: what was committed before this request is applied.
     backend.backend().catch_up()

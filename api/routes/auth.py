@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
+from flask.typing import ResponseReturnValue
 
 from api import backend
 from api.auth import issue_token
@@ -38,7 +39,7 @@ def _promote_configured_admin(user: UserView) -> UserView:
     errors=(400, 409, 413, 415),
     auth=False,
 )
-def register():
+def register() -> ResponseReturnValue:
     data = json_body(RegisterSchema())
     user = backend.service().register_user(data["username"], data["email"], data["password"])
     user = _promote_configured_admin(user)
@@ -55,7 +56,7 @@ def register():
     errors=(400, 401, 413, 415),
     auth=False,
 )
-def login():
+def login() -> ResponseReturnValue:
     data = json_body(LoginSchema())
     user = _promote_configured_admin(
         backend.service().authenticate(data["email"], data["password"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask.typing import ResponseReturnValue
 
 from api import backend
 from api.auth import authenticated, current_user, require_manager, require_self_or_manager
@@ -39,7 +40,7 @@ bp = Blueprint("bookings", __name__, url_prefix="/api")
     description="201 when seats were booked (a partial booking also carries `waitlisted` "
     "for the rest); 202 when the event is sold out and the caller joined the waiting list.",
 )
-def book():
+def book() -> ResponseReturnValue:
     data = json_body(BookSchema())
     user = current_user()
     if data.get("user_id", user.id) != user.id:
@@ -60,7 +61,7 @@ def book():
     errors=(400, 403, 404, 409, 413, 415, 422, 503),
     idempotent=True,
 )
-def cancel():
+def cancel() -> ResponseReturnValue:
     data = json_body(CancelSchema())
     user = current_user()
     _event_id, outcome = backend.service().cancel(
@@ -82,7 +83,7 @@ def cancel():
     responses={200: BookingStatusSchema},
     errors=(403, 404),
 )
-def booking_status(event_id: str, user_id: str):
+def booking_status(event_id: str, user_id: str) -> ResponseReturnValue:
     status = event_status(event_id)
     require_self_or_manager(current_user(), user_id, status["organizerId"])
     return backend.reads().booking_status(event_id, user_id)
@@ -97,7 +98,7 @@ def booking_status(event_id: str, user_id: str):
     responses={200: WaitlistPageSchema},
     errors=(400, 403, 404),
 )
-def waitlist(event_id: str):
+def waitlist(event_id: str) -> ResponseReturnValue:
     require_manager(current_user(), event_status(event_id)["organizerId"])
     page = query_args(PageQuery())
     items, next_cursor = backend.reads().waitlist(event_id, page["limit"], page["cursor"])
@@ -113,7 +114,7 @@ def waitlist(event_id: str):
     responses={200: BookingPageSchema},
     errors=(400, 403, 404),
 )
-def bookings(event_id: str):
+def bookings(event_id: str) -> ResponseReturnValue:
     require_manager(current_user(), event_status(event_id)["organizerId"])
     page = query_args(PageQuery())
     items, next_cursor = backend.reads().bookings(event_id, page["limit"], page["cursor"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, send_from_directory
+from flask.typing import ResponseReturnValue
 from swagger_ui_bundle import swagger_ui_path
 
 from api.openapi import build_spec, documented
@@ -42,7 +43,7 @@ DOCS_SCRIPT = """window.ui = SwaggerUIBundle({
 @documented(
     "This document (OpenAPI 3)", tag="docs", responses={200: "The OpenAPI document."}, auth=False
 )
-def openapi_document():
+def openapi_document() -> ResponseReturnValue:
     if SPEC_CACHE_KEY not in current_app.extensions:
         current_app.extensions[SPEC_CACHE_KEY] = build_spec(current_app)
     return current_app.extensions[SPEC_CACHE_KEY]
@@ -55,15 +56,15 @@ def openapi_document():
     responses={200: "An HTML page (Swagger UI, served from this service)."},
     auth=False,
 )
-def docs_page():
+def docs_page() -> ResponseReturnValue:
     return DOCS_PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
 
 
 @bp.get("/docs/assets/docs.js")
-def docs_script():
+def docs_script() -> ResponseReturnValue:
     return DOCS_SCRIPT, 200, {"Content-Type": "text/javascript; charset=utf-8"}
 
 
 @bp.get("/docs/assets/<path:filename>")
-def docs_asset(filename: str):
+def docs_asset(filename: str) -> ResponseReturnValue:
     return send_from_directory(swagger_ui_path, filename, max_age=86400)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask.typing import ResponseReturnValue
 
 from api import backend
 from api.auth import authenticated, current_user
@@ -33,7 +34,7 @@ MANAGE_ERRORS = (400, 403, 404, 409, 413, 415, 422, 503)
     errors=(400, 413, 415, 422, 503),
     idempotent=True,
 )
-def create_event():
+def create_event() -> ResponseReturnValue:
     data = json_body(CreateEventSchema())
     user = current_user()
     event = backend.service().create_event(
@@ -60,7 +61,7 @@ bp.add_url_rule("/events", "create_event", authenticated(create_event), methods=
     responses={200: EventPageSchema},
     errors=(400,),
 )
-def list_events():
+def list_events() -> ResponseReturnValue:
     page = query_args(PageQuery())
     items, next_cursor = backend.reads().list_events(page["limit"], page["cursor"])
     return {"items": items, "nextCursor": next_cursor}
@@ -69,7 +70,7 @@ def list_events():
 @bp.get("/events/<event_id>")
 @authenticated
 @documented("An event's status", tag="events", responses={200: EventStatusSchema}, errors=(404,))
-def get_event(event_id: str):
+def get_event(event_id: str) -> ResponseReturnValue:
     return event_status(event_id)
 
 
@@ -81,7 +82,7 @@ def get_event(event_id: str):
     responses={200: EventStatusSchema},
     errors=(404,),
 )
-def get_status(event_id: str):
+def get_status(event_id: str) -> ResponseReturnValue:
     return event_status(event_id)
 
 
@@ -94,7 +95,7 @@ def get_status(event_id: str):
     errors=MANAGE_ERRORS,
     idempotent=True,
 )
-def close_event(event_id: str):
+def close_event(event_id: str) -> ResponseReturnValue:
     data = json_body(RequestSchema(), optional=True)
     user = current_user()
     event = backend.service().close_event(
@@ -116,7 +117,7 @@ def close_event(event_id: str):
     errors=MANAGE_ERRORS,
     idempotent=True,
 )
-def change_capacity(event_id: str):
+def change_capacity(event_id: str) -> ResponseReturnValue:
     data = json_body(CapacitySchema())
     user = current_user()
     event = backend.service().change_capacity(

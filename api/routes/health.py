@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime
 
 from flask import Blueprint
+from flask.typing import ResponseReturnValue
 
 from api import backend
 from api.extensions import limiter
@@ -27,7 +28,7 @@ log = logging.getLogger("ticketing.health")
     responses={200: HealthSchema, 503: HealthSchema},
     auth=False,
 )
-def health():
+def health() -> ResponseReturnValue:
     checks = {"eventStore": _event_store(), "readModels": _read_models()}
     healthy = all(value == "ok" for value in checks.values())
     body = {

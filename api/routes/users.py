@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask.typing import ResponseReturnValue
 
 from api import backend
 from api.auth import authenticated, current_user, require_admin
@@ -17,7 +18,7 @@ bp = Blueprint("users", __name__, url_prefix="/api/users")
 @bp.get("/me")
 @authenticated
 @documented("The caller's account", tag="users", responses={200: UserSchema})
-def get_me():
+def get_me() -> ResponseReturnValue:
     return user_json(current_user())
 
 
@@ -32,7 +33,7 @@ def get_me():
     description="Changing the email or the password needs `currentPassword` (a wrong one is "
     "401 `invalid_credentials`) and revokes every token issued before.",
 )
-def update_me():
+def update_me() -> ResponseReturnValue:
     data = json_body(UpdateMeSchema())
     user = backend.service().update_user(
         current_user().id,
@@ -51,7 +52,7 @@ def update_me():
     tag="users",
     responses={204: "Deleted; active bookings and waitlist entries were cancelled first."},
 )
-def delete_me():
+def delete_me() -> ResponseReturnValue:
     user_id = current_user().id
     # Holdings are found through the read model: let it see the caller's latest bookings.
     backend.backend().catch_up()
@@ -66,7 +67,7 @@ def delete_me():
     tag="users",
     responses={200: HoldingsSchema},
 )
-def my_bookings():
+def my_bookings() -> ResponseReturnValue:
     return {"items": backend.reads().user_holdings(current_user().id), "nextCursor": None}
 
 
@@ -79,7 +80,7 @@ def my_bookings():
     responses={200: UserSchema},
     errors=(400, 403, 404, 413, 415),
 )
-def change_role(user_id: str):
+def change_role(user_id: str) -> ResponseReturnValue:
     require_admin(current_user())
     data = json_body(RoleChangeSchema())
     return user_json(backend.service().set_role(user_id, data["role"], data["grant"]))
