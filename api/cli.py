@@ -110,15 +110,33 @@ def _serve(args: argparse.Namespace) -> int:
     embedded = (args.projector or ("embedded" if args.workers == 1 else "external")) == "embedded"
     if embedded:
         migrate(settings.database_url, **settings.service_settings)
+    else:
+        _require_migrated(settings.database_url)
     serve(args.host, args.port, args.workers, args.threads, args.projector)
     return 0
+
+
+def _require_migrated(database_url: str) -> None:
+    """Workers never create tables (they would race): say so before they fail one by one."""
+    from projections.queries import ReadModel
+
+    read_model = ReadModel(database_url)
+    try:
+        read_model.check()
+    except Exception:
+        raise ConfigError(
+            "The store that DATABASE_URL names is not migrated (or unreachable): "
+            "run `ticketing migrate` first."
+        ) from None
+    finally:
+        read_model.close()
 
 
 def _migrate(_args: argparse.Namespace) -> int:
     from api.backend import migrate
 
     migrate(_database_url())
-    print(f"migrated {_database_url()}")
+    print("migrated the event store and the read models")
     return 0
 
 

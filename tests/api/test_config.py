@@ -68,3 +68,16 @@ def test_the_serve_command_refuses_without_a_secret(tmp_path):
     assert result.returncode == 2
     assert "JWT_SECRET_KEY is not set" in result.stderr
     assert "export JWT_SECRET_KEY=" in result.stderr
+
+
+def test_several_workers_refuse_to_start_on_an_unmigrated_store(tmp_path):
+    env = {**os.environ, "JWT_SECRET_KEY": "s" * 32, "DATABASE_URL": f"sqlite:///{tmp_path}/t.db"}
+    result = subprocess.run(
+        [*ticketing_command(), "serve", "--port", "1", "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "run `ticketing migrate` first" in result.stderr
