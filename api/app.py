@@ -45,6 +45,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
         RATELIMIT_KEY_PREFIX=settings.ratelimit_key_prefix,
         RATELIMIT_HEADERS_ENABLED=True,
+        # A Redis outage must not take the API down: limit in memory until Redis is back.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
         RATE_LIMIT_AUTH=settings.rate_limit_auth,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -100,3 +100,17 @@ def test_two_server_processes_share_one_budget_through_redis(tmp_path):
             for base in (first, second, first, second)
         ]
     assert codes == [401, 401, 401, 429]
+
+
+def test_an_unreachable_limit_store_falls_back_to_memory_instead_of_failing(sqlite_url: str):
+    app = open_app(
+        sqlite_url,
+        RATELIMIT_STORAGE_URI="redis://127.0.0.1:1",
+        RATE_LIMIT_DEFAULT="2 per minute",
+    )
+    try:
+        api = Api(app)
+        codes = [api.request("GET", "/api/users/me").status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
+    finally:
+        app.extensions["ticketing"].close()
