@@ -8,9 +8,12 @@ URL into the eventsourcing library's environment; nothing else reads the URL's p
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+from uuid import UUID
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ticketing.db"
 
@@ -94,3 +97,59 @@ def eventsourcing_env(db: Database, *, create_tables: bool, pool_size: int = 5) 
             SQLITE_LOCK_TIMEOUT="10",
         )
     return env
+
+
+class PostgresEventLocks:
+    """One writer per ticketed event across processes, by PostgreSQL advisory lock.
+
+    Lanes already serialise an event's commands inside a process; this extends that to every
+    process sharing the store, so the leaders of two API workers take turns instead of both
+    deciding on the same version and one of them losing the append. It is a fairness and
+    efficiency device only: without it the store's version check still refuses the stale
+    append and the loser retries. This is the one piece of SQL on the write side, kept here
+    beside the rest of the persistence wiring.
+    """
+
+    def __init__(self, db: Database, max_connections: int = 8) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self._pool = ConnectionPool(
+            db.conninfo(),
+            min_size=1,
+            max_size=max_connections,
+            kwargs={"autocommit": True},
+            open=True,
+            timeout=5,
+        )
+
+    @contextmanager
+    def exclusive(self, aggregate_id: UUID) -> Iterator[None]:
+        import psycopg
+        from eventsourcing.persistence import OperationalError
+
+        key = int.from_bytes(aggregate_id.bytes[:8], "big", signed=True)
+        try:
+            with self._pool.connection() as conn:
+                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+                try:
+                    yield
+                finally:
+                    if not conn.broken:
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            # A lost lock connection is a transient store error: the batch is retried.
+            raise OperationalError(str(error)) from error
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class NoEventLocks:
+    """A single process (the embedded SQLite default) needs nothing beyond its lanes."""
+
+    @contextmanager
+    def exclusive(self, aggregate_id: UUID) -> Iterator[None]:
+        yield
+
+    def close(self) -> None:
+        pass

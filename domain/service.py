@@ -39,6 +39,7 @@ from domain.event import (
 )
 from domain.lanes import Command, Lane, Lanes
 from domain.passwords import Passwords
+from domain.persistence import NoEventLocks, PostgresEventLocks
 from domain.user import (
     ADMIN,
     GRANTABLE_ROLES,
@@ -128,6 +129,11 @@ class TicketingService(Application[UUID]):
         )
         self.lanes: Lanes[Event] = Lanes(self._run_batch)
         self.after_append: list[Callable[[], None]] = []
+        self.event_locks: PostgresEventLocks | NoEventLocks = NoEventLocks()
+
+    def close(self) -> None:
+        self.event_locks.close()
+        super().close()
 
     # ================================================================ events
     def create_event(
@@ -427,46 +433,49 @@ class TicketingService(Application[UUID]):
         on freshly read state after a growing, jittered pause; once the budget is spent every
         caller gets ``ServiceBusy``. Any other error reaches the callers of the batch.
         """
-        event_id = lane.aggregate_id
+        pending = list(commands)
         for attempt in range(self.max_attempts):
             try:
-                event = self._current(lane, event_id)
+                with self.event_locks.exclusive(lane.aggregate_id):
+                    if self._decide_and_append(lane, pending):
+                        return
+            except IntegrityError:
+                self.lanes.stats.record_conflict()
             except OperationalError:
-                self._pause(attempt)
-                continue
-            lane.aggregate = None
-            decided: list[tuple[Command, Any, BaseException | None]] = []
-            for command in commands:
-                try:
-                    decided.append((command, command.decide(event), None))
-                except DomainError as error:  # refused before any change: state intact
-                    decided.append((command, None, error))
-                except Exception as error:  # a bug mid-change: drop it, decide the rest again
-                    command.settle(error=error)
-                    commands = [c for c in commands if c is not command]
-                    break
-            else:
-                previous_version = event.version - len(event.pending_events)
-                if event.pending_events:
-                    try:
-                        self.save(event)
-                    except IntegrityError:
-                        self.lanes.stats.record_conflict()
-                        self._pause(attempt)
-                        continue
-                    except OperationalError:
-                        self.lanes.stats.record_store_error()
-                        self._pause(attempt)
-                        continue
-                lane.aggregate = event
-                if event.version > previous_version:
-                    self._after_commit(event, previous_version)
-                for command, outcome, error in decided:
-                    command.settle(outcome, error)
-                return
+                self.lanes.stats.record_store_error()
+            self._pause(attempt)  # outside the cross-process lock, so others can go meanwhile
         busy = ServiceBusy("The event is busy, please retry.")
-        for command in commands:
+        for command in pending:
             command.settle(error=busy)
+
+    def _decide_and_append(self, lane: Lane[Event], pending: list[Command]) -> bool:
+        """One attempt: decide every pending command on current state and append the lot.
+
+        Returns ``False`` when a command failed with a bug (it is settled with its error and
+        removed from ``pending``) so the rest must be decided again on clean state. A refused
+        append (``IntegrityError``) or a store error propagates to be retried.
+        """
+        event = self._current(lane, lane.aggregate_id)
+        lane.aggregate = None
+        decided: list[tuple[Command, Any, BaseException | None]] = []
+        for command in pending:
+            try:
+                decided.append((command, command.decide(event), None))
+            except DomainError as error:  # refused before any change: state intact
+                decided.append((command, None, error))
+            except Exception as error:  # a bug mid-change: drop it, decide the rest again
+                command.settle(error=error)
+                pending.remove(command)
+                return False
+        previous_version = event.version - len(event.pending_events)
+        if event.pending_events:
+            self.save(event)
+        lane.aggregate = event
+        if event.version > previous_version:
+            self._after_commit(event, previous_version)
+        for command, outcome, error in decided:
+            command.settle(outcome, error)
+        return True
 
     @staticmethod
     def _pause(attempt: int) -> None:
@@ -542,9 +551,20 @@ class TicketingService(Application[UUID]):
         except ValueError:
             raise EventNotFound("No such event.") from None
 
+    def _load_small(self, aggregate_id: UUID) -> Any:
+        """Users and name claims have a handful of events and no snapshots: one query, not
+        the repository's two (it looks for a snapshot first). Every request's token check
+        loads its user, so this is on the hot path."""
+        aggregate = None
+        for domain_event in self.events.get(aggregate_id):
+            aggregate = domain_event.mutate(aggregate)
+        if aggregate is None:
+            raise AggregateNotFoundError(aggregate_id)
+        return aggregate
+
     def _user(self, user_id: str) -> User:
         try:
-            user = self.repository.get(UUID(str(user_id)))
+            user = self._load_small(UUID(str(user_id)))
         except (AggregateNotFoundError, ValueError):
             raise UserNotFound("No such user.") from None
         if not isinstance(user, User) or user.deleted:
@@ -562,7 +582,7 @@ class TicketingService(Application[UUID]):
 
     def _index(self, kind: str, value: str) -> UniqueName | None:
         try:
-            return self.repository.get(index_id(kind, value))
+            return self._load_small(index_id(kind, value))
         except AggregateNotFoundError:
             return None
 
@@ -613,8 +633,10 @@ def open_service(
     """
     from domain.persistence import eventsourcing_env, parse_database_url
 
-    env = eventsourcing_env(
-        parse_database_url(database_url), create_tables=create_tables, pool_size=pool_size
-    )
+    db = parse_database_url(database_url)
+    env = eventsourcing_env(db, create_tables=create_tables, pool_size=pool_size)
     env.update(settings)
-    return TicketingService(env)
+    service = TicketingService(env)
+    if db.is_postgres:
+        service.event_locks = PostgresEventLocks(db)
+    return service

@@ -182,7 +182,7 @@ class ProjectionRunner:
                     backoff = 0.1
                     self.wake()  # catch up on anything appended while we were away
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        for _ in conn.notifies(timeout=0.2, stop_after=1):
                             self.wake()
             except Exception as error:  # noqa: BLE001 - logged, then reconnect
                 log.warning("projection LISTEN connection lost (%s); reconnecting", error)
