@@ -14,6 +14,7 @@ from api import backend
 from api.config import MIN_SECRET_LENGTH, load_settings
 from api.errors import register_error_handlers
 from api.extensions import jwt, limiter, retry_after_only_on_refusals
+from api.metrics import install_metrics
 from api.observability import configure_logging, install_request_logging
 from api.routes import audit, auth, bookings, docs, events, health, users
 
@@ -63,4 +64,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
 
     backend.attach(app, backend.Backend.open(settings))
+    install_metrics(app)
     return app

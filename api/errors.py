@@ -1,15 +1,20 @@
 """The one error shape, ``{"error": {"code", "message", "details"}}``, for every layer.
 
 Every exception the API can meet is mapped here and nowhere else: request parsing and
-validation, authentication, rate limits, routing, the domain's refusals, a busy event and
-anything unexpected (logged with the request id, never shown to the client).
+validation, authentication, rate limits, routing, the domain's refusals, a busy event, a
+store that is unreachable for a moment (503 with Retry-After, as a busy event) and anything
+unexpected (logged with the request id, never shown to the client).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from flask import Flask, Response, g, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -18,6 +23,16 @@ from domain.errors import DomainError, InvalidCommand, NotAllowed, ServiceBusy
 from projections.queries import InvalidCursor
 
 log = logging.getLogger("ticketing.errors")
+
+# The store is unreachable or overloaded for a moment (a restarting or failing-over server,
+# a dropped connection, an exhausted pool, a locked SQLite file): the client should retry.
+STORE_UNAVAILABLE = (
+    StoreOperationalError,
+    StoreInterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+STORE_RETRY_AFTER_SECONDS = 2
 
 DOMAIN_STATUS = {
     "validation_error": 400,
@@ -100,6 +115,8 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(ServiceBusy, _service_busy)
+    for store_error in (*STORE_UNAVAILABLE, sqlite3.OperationalError):
+        app.register_error_handler(store_error, _store_unavailable)
     app.register_error_handler(InvalidCursor, _invalid_cursor)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -136,6 +153,29 @@ def _service_busy(error: ServiceBusy) -> Response:
     return error_response(
         503, "service_busy", error.message, {}, {"Retry-After": str(error.retry_after)}
     )
+
+
+def _store_unavailable(error: Exception) -> Response:
+    """A store error that the service's own retries did not absorb: 503, never a 500."""
+    if isinstance(error, sqlite3.OperationalError) and not _is_sqlite_busy(error):
+        return _unexpected_error(error)  # e.g. a missing table: a bug or an unmigrated store
+    from api.metrics import count_store_error_answered
+
+    count_store_error_answered()
+    log.warning(
+        "store unavailable: %s",
+        type(error).__name__,
+        extra={"request_id": g.get("request_id", "")},
+    )
+    busy = ServiceBusy(
+        "The store is unavailable for a moment, please retry.", STORE_RETRY_AFTER_SECONDS
+    )
+    return _service_busy(busy)
+
+
+def _is_sqlite_busy(error: sqlite3.OperationalError) -> bool:
+    message = str(error).lower()
+    return "locked" in message or "busy" in message
 
 
 def _http_error(error: HTTPException) -> Response:

@@ -15,6 +15,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from api.config import PROJECTOR_EMBEDDED, PROJECTOR_EXTERNAL
+from api.metrics import prepare_multiprocess_dir
 
 GRACEFUL_TIMEOUT_SECONDS = 10
 
@@ -45,6 +46,7 @@ class GunicornServer(BaseApplication):
 
 def serve(host: str, port: int, workers: int, threads: int, projector: str | None) -> None:
     """Run until stopped; settings reach the workers through the environment."""
+    prepare_multiprocess_dir()  # /metrics sums every worker's samples from there
     os.environ["TICKETING_PROJECTOR"] = projector or (
         PROJECTOR_EMBEDDED if workers == 1 else PROJECTOR_EXTERNAL
     )

@@ -1,0 +1,211 @@
+"""``GET /metrics``: Prometheus text format, summed over every gunicorn worker.
+
+Operators scrape it; it needs no token and is exempt from rate limits, so it must not be
+exposed publicly (bind it to an internal network or block ``/metrics`` at the proxy).
+
+What is measured:
+
+- ``ticketing_http_requests_total{method,route,status}`` and
+  ``ticketing_http_request_duration_seconds{method,route}``: the route is Flask's pattern
+  (``/api/status/<event_id>``), never the raw path, so ids do not explode the series count;
+- ``ticketing_booking_outcomes_total{outcome,code}``: ``/api/book`` answers, confirmed,
+  partial, waitlisted, or refused by error code;
+- ``ticketing_append_batch_size``, ``ticketing_version_conflicts_total`` and
+  ``ticketing_store_errors_total{stage}``: the write side's group commit. The domain keeps
+  plain counters (``domain.lanes.BatchStats``); the service's instance is swapped here for a
+  subclass that also feeds Prometheus, so the domain never imports it;
+- ``ticketing_projection_lag_events`` / ``_seconds`` and ``ticketing_store_up``: measured from
+  the store at scrape time, so they are the same whichever worker answers.
+
+Several workers: ``ticketing serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a directory it
+empties at start (``prepare_multiprocess_dir``); each worker then writes its samples to its own
+files there and a scrape sums them all, those of workers that died included, so counters
+never go backwards when gunicorn replaces a worker. ``prometheus_client`` decides between
+in-memory and file-backed values when it is first imported, so this module imports it only
+inside functions: the ``ticketing`` command imports this module before it sets the variable.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, g, request
+
+from api import backend
+from api.extensions import limiter
+from domain.lanes import BatchStats
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+BOOK_ENDPOINT = "bookings.book"
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+log = logging.getLogger("ticketing.metrics")
+
+bp = Blueprint("metrics", __name__)
+limiter.exempt(bp)  # a scraper must never be rate limited into blindness
+
+
+class Metrics:
+    """The process's metric objects (created once, on first use)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.requests = Counter(
+            "ticketing_http_requests_total",
+            "HTTP requests answered, by route pattern and status.",
+            ["method", "route", "status"],
+        )
+        self.duration = Histogram(
+            "ticketing_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route pattern.",
+            ["method", "route"],
+        )
+        self.booking_outcomes = Counter(
+            "ticketing_booking_outcomes_total",
+            "Answers to POST /api/book: confirmed, partial, waitlisted, or refused (by code).",
+            ["outcome", "code"],
+        )
+        self.batch_size = Histogram(
+            "ticketing_append_batch_size",
+            "Commands decided together and appended in one transaction (group commit).",
+            buckets=BATCH_BUCKETS,
+        )
+        self.version_conflicts = Counter(
+            "ticketing_version_conflicts_total",
+            "Appends refused because another writer appended first (the batch is retried).",
+        )
+        self.store_errors = Counter(
+            "ticketing_store_errors_total",
+            "Store errors: 'append' ones were retried by the service, 'request' ones reached "
+            "a client as 503.",
+            ["stage"],
+        )
+
+
+@functools.cache
+def metrics() -> Metrics:
+    return Metrics()
+
+
+class ObservedBatchStats(BatchStats):
+    """The lanes' counters, also counted in Prometheus."""
+
+    def record(self, size: int) -> None:
+        super().record(size)
+        metrics().batch_size.observe(size)
+
+    def record_conflict(self) -> None:
+        super().record_conflict()
+        metrics().version_conflicts.inc()
+
+    def record_store_error(self) -> None:
+        super().record_store_error()
+        metrics().store_errors.labels("append").inc()
+
+
+def install_metrics(app: Flask) -> None:
+    """Serve ``/metrics`` and measure every request and the app's write service."""
+    metrics()
+    lanes = app.extensions[backend.EXTENSION_NAME].service.lanes
+    if not isinstance(lanes.stats, ObservedBatchStats):
+        lanes.stats = ObservedBatchStats()
+    app.after_request(_observe)
+    app.register_blueprint(bp)
+
+
+def count_store_error_answered() -> None:
+    """A store error that reached a client (as a 503)."""
+    metrics().store_errors.labels("request").inc()
+
+
+def _observe(response: Response) -> Response:
+    try:
+        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        started = g.get("started")  # set by the request log, the app's first before_request
+        measured = metrics()
+        measured.requests.labels(request.method, route, str(response.status_code)).inc()
+        if started is not None:
+            measured.duration.labels(request.method, route).observe(time.perf_counter() - started)
+        if request.endpoint == BOOK_ENDPOINT:
+            measured.booking_outcomes.labels(*_booking_outcome(response)).inc()
+    except Exception:  # noqa: BLE001 - measuring must never fail a request
+        log.warning("could not record request metrics", exc_info=True)
+    return response
+
+
+def _booking_outcome(response: Response) -> tuple[str, str]:
+    body: Any = response.get_json(silent=True) or {}
+    if response.status_code == 201:
+        return ("partial" if body.get("waitlisted") else "confirmed"), ""
+    if response.status_code == 202:
+        return "waitlisted", ""
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return "refused", str(code or response.status_code)
+
+
+@bp.get("/metrics")
+def scrape() -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        samples = generate_latest(registry)
+    else:
+        samples = generate_latest(REGISTRY)
+    return Response(samples + _store_gauges(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _store_gauges() -> bytes:
+    """Measured now from the store, so every worker gives the same answer."""
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    registry = CollectorRegistry()
+    up = Gauge("ticketing_store_up", "1 when the store answered this scrape.", registry=registry)
+    try:
+        lag = backend.reads().lag()
+    except Exception as error:  # noqa: BLE001 - a scrape during an outage still answers
+        log.warning("metrics: could not measure the projection lag: %s", type(error).__name__)
+        up.set(0)
+        return generate_latest(registry)
+    up.set(1)
+    Gauge(
+        "ticketing_projection_lag_events",
+        "Stored events the read models have not applied yet.",
+        registry=registry,
+    ).set(lag.events)
+    Gauge(
+        "ticketing_projection_lag_seconds",
+        "Age of the oldest stored event the read models have not applied yet.",
+        registry=registry,
+    ).set(lag.seconds)
+    return generate_latest(registry)
+
+
+def prepare_multiprocess_dir() -> Path:
+    """Before workers start: an empty ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary one when
+    unset, removed when the server exits). Old files would resurrect a previous run's counts."""
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return path
+    path = Path(tempfile.mkdtemp(prefix="ticketing-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(path)
+    owner = os.getpid()
+    # Forked workers inherit atexit hooks: only the process that made the directory removes it.
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(path, ignore_errors=True))
+    return path
