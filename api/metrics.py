@@ -46,6 +46,8 @@ from domain.lanes import BatchStats
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BOOK_ENDPOINT = "bookings.book"
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# The classic text format, which every Prometheus version scrapes.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 log = logging.getLogger("ticketing.metrics")
 
@@ -155,7 +157,7 @@ def _booking_outcome(response: Response) -> tuple[str, str]:
 
 @bp.get("/metrics")
 def scrape() -> Response:
-    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
 
     if os.environ.get(MULTIPROC_ENV):
@@ -164,7 +166,7 @@ def scrape() -> Response:
         samples = generate_latest(registry)
     else:
         samples = generate_latest(REGISTRY)
-    return Response(samples + _store_gauges(), content_type=CONTENT_TYPE_LATEST)
+    return Response(samples + _store_gauges(), content_type=CONTENT_TYPE)
 
 
 def _store_gauges() -> bytes:

@@ -39,6 +39,15 @@ def running_server(
     database_url: str, log_path: Path, *serve_args: str, **env: str
 ) -> Iterator[str]:
     """Start ``ticketing serve [serve_args]`` on a free port; yield its URL once healthy."""
+    with server_process(database_url, log_path, *serve_args, **env) as (base_url, _process):
+        yield base_url
+
+
+@contextmanager
+def server_process(
+    database_url: str, log_path: Path, *serve_args: str, **env: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """As ``running_server``, and the gunicorn master's process too (to signal it)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -68,7 +77,7 @@ def running_server(
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_healthy(base_url, process, log_path)
-        yield base_url
+        yield base_url, process
     finally:
         _stop(process)
 
