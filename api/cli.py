@@ -1,4 +1,4 @@
-"""The ``ticketing`` command: serve, migrate, project, rebuild, verify, history, users."""
+"""The ``ticketing`` command: serve, migrate, project, lag, rebuild, verify, history, users."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from domain.errors import DomainError
 EXIT_CONFIG = 2
 EXIT_INCONSISTENT = 1
 EXIT_REFUSED = 1
+EXIT_UNHEALTHY = 1
+# A batch is well under a second; longer means the store is gone, and then nothing commits.
+PROJECT_STOP_TIMEOUT_SECONDS = 30.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="create the store's tables").set_defaults(run=_migrate)
     commands.add_parser("project", help="run the projection runner").set_defaults(run=_project)
+
+    lag = commands.add_parser(
+        "lag",
+        help="how far the read models trail the store; exit 1 when over a limit or unmeasurable "
+        "(a health check for the projector)",
+    )
+    lag.add_argument("--max-events", type=int, metavar="N", help="unhealthy above N events")
+    lag.add_argument("--max-seconds", type=float, metavar="S", help="unhealthy above S seconds")
+    lag.set_defaults(run=_lag)
     commands.add_parser("rebuild", help="rebuild the read models").set_defaults(run=_rebuild)
 
     verify = commands.add_parser("verify", help="check read models against a replay")
@@ -141,17 +153,53 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 
 def _project(_args: argparse.Namespace) -> int:
+    """Run until SIGTERM or SIGINT; then finish the batch in hand (it commits with its
+    tracking position, or not at all) and exit 0."""
+    import logging
+
     from api.observability import configure_logging
     from projections.runner import ProjectionRunner
 
     configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    log = logging.getLogger("ticketing.projection")
     runner = ProjectionRunner(_database_url())
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopped.set())
     runner.start()
+    log.info("projection runner started", extra={"position": runner.position()})
     stopped.wait()
-    runner.close()
+    runner.stop(timeout=PROJECT_STOP_TIMEOUT_SECONDS)
+    try:
+        log.info("projection runner stopped", extra={"position": runner.position()})
+    finally:
+        runner.close()
+    return 0
+
+
+def _lag(args: argparse.Namespace) -> int:
+    from projections.db import ReadModelDatabase
+    from projections.runner import measure_lag
+
+    service = _open_service()
+    database = ReadModelDatabase(_database_url())
+    try:
+        lag = measure_lag(service, database)
+    except Exception as error:  # noqa: BLE001 - unreachable or unmigrated: unhealthy
+        print(f"ticketing: cannot measure the lag: {type(error).__name__}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    finally:
+        database.close()
+        service.close()
+    print(
+        f"lag: {lag.events} events, {lag.seconds:.1f} seconds "
+        f"(read models at position {lag.position}, store at {lag.head})"
+    )
+    too_many = args.max_events is not None and lag.events > args.max_events
+    too_old = args.max_seconds is not None and lag.seconds > args.max_seconds
+    if too_many or too_old:
+        print("ticketing: the read models lag behind the limit", file=sys.stderr)
+        return EXIT_UNHEALTHY
     return 0
 
 

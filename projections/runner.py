@@ -70,9 +70,14 @@ class ProjectionRunner:
 
     # ------------------------------------------------------------- processing
     def process_available(self, max_batches: int | None = None) -> int:
-        """Apply everything the store holds beyond the tracking position; returns the count."""
+        """Apply everything the store holds beyond the tracking position; returns the count.
+
+        Once the runner is asked to stop, the batch in hand is finished and no other begun.
+        """
         done = batches = 0
-        while max_batches is None or batches < max_batches:
+        while (max_batches is None or batches < max_batches) and not (
+            batches and self._stop.is_set()
+        ):
             with self.database.transaction(immediate=True) as cursor:
                 applied = self.apply_batch(cursor)
             batches += 1
