@@ -110,8 +110,13 @@ class PostgresEventLocks:
     beside the rest of the persistence wiring.
     """
 
-    def __init__(self, db: Database, max_connections: int = 8) -> None:
+    def __init__(self, db: Database, events_table: str, max_connections: int = 8) -> None:
+        from psycopg import sql
         from psycopg_pool import ConnectionPool
+
+        self._head_version = sql.SQL(
+            "SELECT max(originator_version) AS head FROM {} WHERE originator_id = %s"
+        ).format(sql.Identifier(events_table))
 
         self._pool = ConnectionPool(
             db.conninfo(),
@@ -123,16 +128,21 @@ class PostgresEventLocks:
         )
 
     @contextmanager
-    def exclusive(self, aggregate_id: UUID) -> Iterator[None]:
+    def exclusive(self, aggregate_id: UUID) -> Iterator[int | None]:
+        """Hold the event's lock; yields the stored head version as of holding it, so a
+        leader whose cached state is already at that version can skip its catch-up query."""
         import psycopg
         from eventsourcing.persistence import OperationalError
 
         key = int.from_bytes(aggregate_id.bytes[:8], "big", signed=True)
         try:
             with self._pool.connection() as conn:
-                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+                with conn.pipeline():  # one round trip; the second statement sees the
+                    conn.execute("SELECT pg_advisory_lock(%s)", (key,))  # state after the lock
+                    head = conn.execute(self._head_version, (aggregate_id,))
+                row = head.fetchone()
                 try:
-                    yield
+                    yield row[0] if row else None
                 finally:
                     if not conn.broken:
                         conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
@@ -148,8 +158,8 @@ class NoEventLocks:
     """A single process (the embedded SQLite default) needs nothing beyond its lanes."""
 
     @contextmanager
-    def exclusive(self, aggregate_id: UUID) -> Iterator[None]:
-        yield
+    def exclusive(self, aggregate_id: UUID) -> Iterator[int | None]:
+        yield None  # head unknown: the leader catches up from the store itself
 
     def close(self) -> None:
         pass

@@ -436,8 +436,8 @@ class TicketingService(Application[UUID]):
         pending = list(commands)
         for attempt in range(self.max_attempts):
             try:
-                with self.event_locks.exclusive(lane.aggregate_id):
-                    if self._decide_and_append(lane, pending):
+                with self.event_locks.exclusive(lane.aggregate_id) as head_version:
+                    if self._decide_and_append(lane, pending, head_version):
                         return
             except IntegrityError:
                 self.lanes.stats.record_conflict()
@@ -448,14 +448,16 @@ class TicketingService(Application[UUID]):
         for command in pending:
             command.settle(error=busy)
 
-    def _decide_and_append(self, lane: Lane[Event], pending: list[Command]) -> bool:
+    def _decide_and_append(
+        self, lane: Lane[Event], pending: list[Command], head_version: int | None = None
+    ) -> bool:
         """One attempt: decide every pending command on current state and append the lot.
 
         Returns ``False`` when a command failed with a bug (it is settled with its error and
         removed from ``pending``) so the rest must be decided again on clean state. A refused
         append (``IntegrityError``) or a store error propagates to be retried.
         """
-        event = self._current(lane, lane.aggregate_id)
+        event = self._current(lane, lane.aggregate_id, head_version)
         lane.aggregate = None
         decided: list[tuple[Command, Any, BaseException | None]] = []
         for command in pending:
@@ -492,9 +494,12 @@ class TicketingService(Application[UUID]):
             )
         self._announce()
 
-    def _current(self, lane: Lane[Event], event_id: UUID) -> Event:
-        """The lane's aggregate, fast-forwarded past anything other processes appended."""
+    def _current(self, lane: Lane[Event], event_id: UUID, head_version: int | None = None) -> Event:
+        """The lane's aggregate, fast-forwarded past anything other processes appended
+        (no query when the caller already knows the store's head is the cached version)."""
         event = lane.aggregate
+        if event is not None and head_version is not None and event.version == head_version:
+            return event
         if event is None:
             loaded = self._find_event(event_id)
             if loaded is None:
@@ -638,5 +643,5 @@ def open_service(
     env.update(settings)
     service = TicketingService(env)
     if db.is_postgres:
-        service.event_locks = PostgresEventLocks(db)
+        service.event_locks = PostgresEventLocks(db, service.recorder.events_table_name)
     return service
