@@ -6,15 +6,18 @@ moment its user changes password or email (the credential version moves on) or i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import wraps
 from typing import Any
 
-from flask import Response, g
-from flask_jwt_extended import create_access_token, get_current_user, jwt_required
+from flask import Response, g, request
+from flask_jwt_extended import create_access_token, decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt import ExpiredSignatureError, InvalidTokenError
 
 from api import backend
 from api.errors import error_response, forbidden
-from api.extensions import jwt
 from domain.errors import UserNotFound
 from domain.service import UserView
 from domain.user import ADMIN, AUDITOR
@@ -33,12 +36,50 @@ def issue_token(user: UserView) -> tuple[str, datetime]:
     return token, datetime.now(UTC) + lifetime
 
 
-# The view needs a valid, unrevoked token; the caller is then ``current_user()``.
-authenticated = jwt_required()
+def bearer_claims() -> dict[str, Any]:
+    """The verified claims of this request's bearer token, decoded once per request.
+
+    The rate limiter (to key by user) and the view both need them; signature checks are
+    most of a request's CPU, so the result (or the refusal) is kept on ``g``.
+    """
+    if "bearer_claims" not in g:
+        g.bearer_claims, g.bearer_error = None, None
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            g.bearer_error = _missing("no bearer token")
+        else:
+            try:
+                claims = decode_token(token.strip())
+                if claims.get("type") != "access":
+                    raise InvalidTokenError("not an access token")
+                g.bearer_claims = claims
+            except ExpiredSignatureError:
+                g.bearer_error = _expired({}, {})
+            except (InvalidTokenError, JWTExtendedException, ValueError, KeyError):
+                g.bearer_error = _invalid("undecodable token")
+    return g.bearer_claims
+
+
+def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The view needs a valid, unrevoked token; the caller is then ``current_user()``."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        claims = bearer_claims()
+        if claims is None:
+            return g.bearer_error
+        user = _load_user({}, claims)
+        if user is None:
+            return _revoked_user({}, claims)
+        g.current_user = user
+        return view(*args, **kwargs)
+
+    return guarded
 
 
 def current_user() -> UserView:
-    return get_current_user()
+    return g.current_user
 
 
 def require_admin(user: UserView) -> None:
@@ -65,8 +106,7 @@ def require_self_or_manager(user: UserView, subject_id: str, organizer_id: str |
         require_manager(user, organizer_id)
 
 
-# ------------------------------------------------------------ JWT callbacks
-@jwt.user_lookup_loader
+# ------------------------------------------------------------ refusals
 def _load_user(_header: dict[str, Any], claims: dict[str, Any]) -> UserView | None:
     try:
         user = backend.service().get_user(str(claims["sub"]))
@@ -78,24 +118,20 @@ def _load_user(_header: dict[str, Any], claims: dict[str, Any]) -> UserView | No
     return user
 
 
-@jwt.user_lookup_error_loader
 def _revoked_user(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
     return _unauthorized(
         "This token is no longer valid (the account changed or was deleted); log in again."
     )
 
 
-@jwt.expired_token_loader
 def _expired(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
     return _unauthorized("The token has expired; log in again.", "token_expired")
 
 
-@jwt.invalid_token_loader
 def _invalid(_reason: str) -> Response:
     return _unauthorized("The token is invalid.")
 
 
-@jwt.unauthorized_loader
 def _missing(_reason: str) -> Response:
     return _unauthorized("A bearer token is required (Authorization: Bearer <token>).")
 

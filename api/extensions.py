@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, current_app, g, request
-from flask_jwt_extended import JWTManager, decode_token
+from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -16,14 +16,11 @@ def client_key() -> str:
     branch because its signature fails.
     """
     if "rate_limit_key" not in g:
-        g.rate_limit_key = f"ip:{get_remote_address()}"
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "bearer" and token:
-            try:
-                g.rate_limit_key = f"user:{decode_token(token.strip())['sub']}"
-            except Exception:  # any undecodable token counts against the IP
-                pass
+        from api.auth import bearer_claims  # auth builds on these extensions
+
+        claims = bearer_claims() if "Authorization" in request.headers else None
+        subject = claims.get("sub") if claims else None
+        g.rate_limit_key = f"user:{subject}" if subject else f"ip:{get_remote_address()}"
     return g.rate_limit_key
 
 
