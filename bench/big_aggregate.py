@@ -35,8 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     event = writer.get_event(event_id)
     writer.snapshots.put([type(event).Snapshot.take(event)])
     print(f"machine: {machine()}")
-    print(f"history: {event.version:,} events written in {written:.1f}s; "
-          f"state: {len(event.bookings):,} bookings, {len(event.waitlist):,} waiting")
+    print(
+        f"history: {event.version:,} events written in {written:.1f}s; "
+        f"state: {len(event.bookings):,} bookings, {len(event.waitlist):,} waiting"
+    )
     writer.close()
     del event
     gc.collect()

@@ -1,6 +1,6 @@
 """Rebuild speed: all read models rebuilt from a store of ``--events`` events.
 
-    python -m bench.rebuild --database-url postgresql://postgres@127.0.0.1/ticketing_bench
+python -m bench.rebuild --database-url postgresql://postgres@127.0.0.1/ticketing_bench
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> None:
         rates.append(processed / elapsed)
         print(f"run {run}: {processed:,} events in {elapsed:.2f}s = {rates[-1]:,.0f} events/s")
     rates.sort()
-    print(f"median {rates[len(rates) // 2]:,.0f} events/s (min {rates[0]:,.0f}, max {rates[-1]:,.0f})")
+    print(
+        f"median {rates[len(rates) // 2]:,.0f} events/s (min {rates[0]:,.0f}, max {rates[-1]:,.0f})"
+    )
     service.close()
 
 
