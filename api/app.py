@@ -14,6 +14,7 @@ from api import backend
 from api.config import MIN_SECRET_LENGTH, load_settings
 from api.errors import register_error_handlers
 from api.extensions import jwt, limiter, retry_after_only_on_refusals
+from api.idempotency import log_response
 from api.metrics import install_metrics
 from api.observability import configure_logging, install_request_logging
 from api.routes import audit, auth, bookings, docs, events, health, users
@@ -56,6 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore
 
     install_request_logging(app)
+    app.after_request(log_response)
     app.after_request(retry_after_only_on_refusals)  # registered first, so runs after the limiter's
     jwt.init_app(app)
     limiter.init_app(app)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from api import responselog
 from api.config import PROJECTOR_EMBEDDED, Settings
 from domain.service import TicketingService, open_service
 from projections.queries import ReadModel
@@ -20,6 +21,7 @@ def migrate(database_url: str, **service_settings: str) -> None:
     """Create the event store's and the read models' tables (idempotent)."""
     open_service(database_url, create_tables=True, **service_settings).close()
     migrate_read_models(database_url)
+    responselog.migrate(database_url)
 
 
 @dataclass
@@ -28,6 +30,10 @@ class Backend:
     service: TicketingService
     read_model: ReadModel
     runner: ProjectionRunner | None = None
+
+    @property
+    def response_log(self) -> responselog.ResponseLog:
+        return responselog.ResponseLog(self.read_model.database)
 
     @classmethod
     def open(cls, settings: Settings) -> Backend:
@@ -77,6 +83,10 @@ def reads() -> ReadModel:
 
 def settings() -> Settings:
     return backend().settings
+
+
+def response_log() -> responselog.ResponseLog:
+    return backend().response_log
 
 
 def attach(app: Flask, opened: Backend) -> None:

@@ -12,9 +12,10 @@ import json
 import re
 from typing import Any
 
-from flask import request
+from flask import Response, abort, g, request
 
-from api.errors import invalid
+from api import backend
+from api.errors import ApiError, invalid
 from domain.event import Idempotency
 
 HEADER = "Idempotency-Key"
@@ -34,7 +35,36 @@ def idempotency(user_id: str, payload: dict[str, Any]) -> Idempotency | None:
         raise invalid(HEADER, "Must be 1-255 visible ASCII characters.")
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     fingerprint = f"{request.method} {request.path} {canonical}"
-    return Idempotency(
+    keyed = Idempotency(
         key=f"{user_id}:{key}",
         request_hash=hashlib.sha256(fingerprint.encode()).hexdigest(),
     )
+    _replay_logged_response(keyed)
+    g.idempotency = keyed
+    return keyed
+
+
+def _replay_logged_response(keyed: Idempotency) -> None:
+    """Answer a retry with the logged first response, or refuse a reused key."""
+    logged = backend.response_log().find(keyed.key)
+    if logged is None:
+        return
+    if logged["request_hash"] != keyed.request_hash:
+        raise ApiError(
+            422, "idempotency_key_reused", "This Idempotency-Key was used with a different request."
+        )
+    g.idempotent_replay = True
+    abort(Response(logged["body"], status=logged["status"], mimetype="application/json"))
+
+
+def log_response(response: Response) -> Response:
+    """After a keyed write: keep its answer for retries (not 5xx, not 429, not a replay)."""
+    keyed: Idempotency | None = g.get("idempotency")
+    if keyed is None or g.get("idempotent_replay"):
+        return response
+    if response.status_code >= 500 or response.status_code == 429:
+        return response
+    backend.response_log().record(
+        keyed.key, keyed.request_hash, response.status_code, response.get_data(as_text=True)
+    )
+    return response

@@ -176,3 +176,66 @@ def test_an_unreasonable_key_is_a_validation_error(sqlite_api: Api):
         )
         assert response.status_code == 400
         assert "Idempotency-Key" in response.json["error"]["details"]
+
+
+def test_a_retried_refusal_returns_the_first_refusal_even_after_the_state_changed(api: Api):
+    organizer = api.user("organizer")
+    alice = api.user("alice")
+    event_id = api.create_event(organizer, total=2)
+    api.book(alice, event_id)
+    first = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("again"))
+    assert error_code(first) == "already_booked"
+    api.post("/api/cancel", alice, json={"eventId": event_id})
+    retry = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("again"))
+    assert retry.status_code == first.status_code == 409
+    assert retry.json == first.json
+    assert api.get(f"/api/booking-status/{event_id}/{alice.id}", alice).json["status"] in (
+        "cancelled",
+        "none",
+    )
+
+
+def test_a_retried_capacity_change_returns_the_first_body_not_the_current_state(api: Api):
+    organizer = api.user("organizer")
+    alice = api.user("alice")
+    event_id = api.create_event(organizer, total=2)
+    body = {"totalTickets": 4}
+    first = api.post(f"/api/events/{event_id}/capacity", organizer, json=body, headers=_key("c"))
+    api.book(alice, event_id)
+    retry = api.post(f"/api/events/{event_id}/capacity", organizer, json=body, headers=_key("c"))
+    assert retry.json == first.json
+    assert retry.json["availableTickets"] == 4
+
+
+def test_a_lost_log_entry_falls_back_on_the_aggregate_and_still_books_once(api: Api):
+    organizer = api.user("organizer")
+    alice = api.user("alice")
+    event_id = api.create_event(organizer, total=5)
+    first = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("lost"))
+    with api.backend.read_model.database.transaction() as cursor:
+        cursor.execute("DELETE FROM idempotency_responses")
+    stored = _history_length(api, event_id)
+    retry = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("lost"))
+    assert retry.status_code == first.status_code == 201
+    assert retry.json["bookingId"] == first.json["bookingId"]
+    assert _history_length(api, event_id) == stored
+
+
+def test_a_server_error_is_not_kept_for_retries(api: Api, monkeypatch):
+    from domain.errors import ServiceBusy
+
+    organizer = api.user("organizer")
+    alice = api.user("alice")
+    event_id = api.create_event(organizer, total=5)
+    service = api.backend.service
+    real_book = service.book
+
+    def busy(*args, **kwargs):
+        raise ServiceBusy()
+
+    monkeypatch.setattr(service, "book", busy)
+    refused = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("busy"))
+    assert refused.status_code == 503
+    monkeypatch.setattr(service, "book", real_book)
+    retry = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("busy"))
+    assert retry.status_code == 201
