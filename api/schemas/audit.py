@@ -11,6 +11,10 @@ from api.schemas.bookings import BookingEntrySchema, WaitlistEntrySchema
 from api.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CamelCaseSchema, RequestSchema
 from api.schemas.events import EventStatusSchema
 
+# Versions and log positions are 64-bit integers in both stores; a query number beyond
+# JSON's safe integers could only overflow the driver (a 500), never name a real event.
+MAX_POSITION = 2**53 - 1
+
 DOMAIN_EVENT_TYPES = [
     "EventInitialized",
     "TicketBooked",
@@ -29,12 +33,12 @@ def page_size() -> fields.Integer:
 
 
 class HistoryQuery(RequestSchema):
-    from_version = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    from_version = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_POSITION))
     limit = page_size()
 
 
 class StateQuery(RequestSchema):
-    version = fields.Integer(validate=validate.Range(min=1))
+    version = fields.Integer(validate=validate.Range(min=1, max=MAX_POSITION))
     # A moment without an offset is read as UTC rather than refused.
     at = fields.AwareDateTime(format="iso", default_timezone=UTC)
 
@@ -45,7 +49,7 @@ class StateQuery(RequestSchema):
 
 
 class AuditLogQuery(RequestSchema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_POSITION))
     limit = page_size()
 
 

@@ -1,0 +1,209 @@
+"""Property-based fuzzing of a real ``ticketing serve`` from its own OpenAPI document.
+
+Schemathesis generates requests for every documented operation, valid ones (within the
+schemas) and invalid ones (each breaking the schema somewhere), authenticated with a real
+token. Whatever it sends, the server must never answer 5xx, and every error must come in
+the contract's one shape ``{"error": {"code", "message", "details": {}}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import count
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+
+from tests.api.conftest import PASSWORD
+from tests.api.servers import running_server
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES_PER_MODE = 45
+MIN_REQUESTS = 2_000
+# Operations that end or change the caller's account get an account of their own per request.
+SELF_ENDING = {("DELETE", "/api/users/me"), ("PATCH", "/api/users/me")}
+NO_NEGATIVE_CASES = "no negative cases"  # an operation without inputs cannot be broken
+
+
+@dataclass
+class Fuzzer:
+    base_url: str
+    session: requests.Session = field(default_factory=requests.Session)
+    numbers: Iterator[int] = field(default_factory=lambda: count(1))
+    token: str = ""
+    user_id: str = ""
+    event_id: str = ""
+    booking_id: str = ""
+    sent: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+
+    def account(self) -> tuple[str, str]:
+        n = next(self.numbers)
+        email = f"fuzz{n}@example.com"
+        registered = self.session.post(
+            f"{self.base_url}/api/auth/register",
+            json={"username": f"fuzz{n}", "email": email, "password": PASSWORD},
+            timeout=10,
+        )
+        assert registered.status_code == 201, registered.text
+        login = self.session.post(
+            f"{self.base_url}/api/auth/login",
+            json={"email": email, "password": PASSWORD},
+            timeout=10,
+        )
+        assert login.status_code == 200, login.text
+        return login.json()["user"]["id"], login.json()["token"]
+
+    def prepare(self) -> None:
+        """A caller who organises one event and holds a booking in it: real ids to aim at."""
+        self.user_id, self.token = self.account()
+        headers = {"Authorization": f"Bearer {self.token}"}
+        created = self.session.post(
+            f"{self.base_url}/api/events",
+            json={"name": "Fuzzed", "totalTickets": 5, "maxTicketsPerUser": 2},
+            headers=headers,
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+        self.event_id = created.json()["eventId"]
+        booked = self.session.post(
+            f"{self.base_url}/api/book", json={"eventId": self.event_id}, headers=headers
+        )
+        assert booked.status_code == 201, booked.text
+        self.booking_id = booked.json()["bookingId"]
+
+
+@pytest.fixture(scope="module")
+def fuzzer(tmp_path_factory) -> Iterator[Fuzzer]:
+    directory = tmp_path_factory.mktemp("fuzz")
+    with running_server(
+        f"sqlite:///{directory}/ticketing.db", directory / "server.log", "--threads", "8"
+    ) as base_url:
+        target = Fuzzer(base_url)
+        target.prepare()
+        yield target
+        log = (directory / "server.log").read_text()
+        assert '"status": 500' not in log, "the server logged a 500"
+        assert "Traceback" not in log
+
+
+def assert_contract_shape(response: requests.Response) -> None:
+    assert response.status_code < 500, (response.status_code, response.text[:500])
+    if response.status_code < 400:
+        return
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}, body
+    assert isinstance(error["code"], str) and error["code"].islower(), body
+    assert isinstance(error["message"], str) and error["message"], body
+    assert isinstance(error["details"], dict), body
+
+
+def _aim(case, fuzzer: Fuzzer, data: st.DataObject) -> None:
+    """Sometimes point the generated ids at real ones, so the fuzzing reaches past the 404."""
+    for name, real in (("eventId", fuzzer.event_id), ("userId", fuzzer.user_id)):
+        if case.path_parameters and name in case.path_parameters and data.draw(st.booleans()):
+            case.path_parameters[name] = real
+    if isinstance(case.body, dict) and data.draw(st.booleans()):
+        for name, real in (("eventId", fuzzer.event_id), ("bookingId", fuzzer.booking_id)):
+            if name in case.body:
+                case.body[name] = real
+
+
+def _fuzz(operation, mode: GenerationMode, fuzzer: Fuzzer) -> None:
+    key = (operation.method.upper(), operation.path)
+
+    @settings(
+        max_examples=EXAMPLES_PER_MODE,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
+    def run(case, data) -> None:
+        _aim(case, fuzzer, data)
+        token = fuzzer.account()[1] if key in SELF_ENDING else fuzzer.token
+        response = case.call(
+            base_url=fuzzer.base_url,
+            session=fuzzer.session,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        fuzzer.sent[key] += 1
+        fuzzer.statuses[response.status_code] += 1
+        try:
+            assert_contract_shape(response)
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{case.as_curl_command()}") from None
+
+    run()
+
+
+def test_fuzzing_every_operation_never_gives_a_5xx_or_an_off_contract_error(fuzzer: Fuzzer):
+    document = requests.get(f"{fuzzer.base_url}/api/openapi.json", timeout=10).json()
+    schema = schemathesis.openapi.from_dict(document)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    documented = {
+        (method.upper(), path) for path, ops in document["paths"].items() for method in ops
+    }
+    assert {(op.method.upper(), op.path) for op in operations} == documented
+
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            try:
+                _fuzz(operation, mode, fuzzer)
+            except Exception as error:
+                if mode is GenerationMode.NEGATIVE and _cannot_be_broken(error):
+                    continue
+                raise
+
+    total = sum(fuzzer.sent.values())
+    print(f"\nfuzzed {total} requests over {len(fuzzer.sent)} operations: {dict(fuzzer.statuses)}")
+    assert set(fuzzer.sent) == documented, "some operation was never called"
+    assert total >= MIN_REQUESTS
+
+
+def test_an_overlong_request_line_is_refused_in_the_error_shape(fuzzer: Fuzzer):
+    """Found by the fuzzing: gunicorn answered a 4 KiB path with its own HTML page."""
+    response = requests.get(f"{fuzzer.base_url}/api/status/{'x' * 5000}", timeout=10)
+    assert response.status_code == 414
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "uri_too_long"
+    assert_contract_shape(response)
+
+
+def test_oversized_headers_are_refused_in_the_error_shape(fuzzer: Fuzzer):
+    response = requests.get(
+        f"{fuzzer.base_url}/api/users/me", headers={"X-Padding": "p" * 10_000}, timeout=10
+    )
+    assert response.status_code in (400, 431)
+    assert_contract_shape(response)
+
+
+def test_a_malformed_request_line_is_refused_in_the_error_shape(fuzzer: Fuzzer):
+    host, port = fuzzer.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"NOT AN HTTP REQUEST\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    error = json.loads(body)["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["code"] == "bad_request"
+
+
+def _cannot_be_broken(error: Exception) -> bool:
+    return "negative" in str(error).lower() or "unsatisfiable" in type(error).__name__.lower()
