@@ -135,6 +135,8 @@ def test_the_server_answers_concurrent_clients(tmp_path):
 def test_several_workers_on_postgresql_with_a_separate_projector(
     postgres_url, tmp_path, monkeypatch
 ):
+    """migrate, two API workers and a projector as plain processes: register, log in,
+    create, book, cancel, and the status reflects it."""
     from concurrent.futures import ThreadPoolExecutor
 
     monkeypatch.setenv("DATABASE_URL", postgres_url)
@@ -150,20 +152,39 @@ def test_several_workers_on_postgresql_with_a_separate_projector(
         event_id = client.call(
             "POST", "/api/events", organizer, json={"name": "Rush", "totalTickets": 4}
         ).json()["eventId"]
-        tokens = [client.user(f"fan{n}")[1] for n in range(10)]
+        fans = [client.user(f"fan{n}") for n in range(10)]
 
-        def book(token: str) -> int:
-            return (
-                Client(base_url)
-                .call("POST", "/api/book", token, json={"eventId": event_id})
-                .status_code
-            )
+        def book(fan: tuple[str, str]) -> requests.Response:
+            return Client(base_url).call("POST", "/api/book", fan[1], json={"eventId": event_id})
 
         with ThreadPoolExecutor(max_workers=10) as pool:
-            codes = list(pool.map(book, tokens))
-        assert sorted(codes) == [201] * 4 + [202] * 6
+            answers = list(pool.map(book, fans))
+        assert sorted(answer.status_code for answer in answers) == [201] * 4 + [202] * 6
         status = client.eventually(
             f"/api/status/{event_id}", organizer, lambda body: body["version"] == 11
         )
         assert (status["bookedTickets"], status["waitingListCount"]) == (4, 6)
+
+        # A cancellation hands the seat to the head of the queue; the projector shows both.
+        (holder_id, holder), booking = next(
+            (fan, answer.json())
+            for fan, answer in zip(fans, answers, strict=True)
+            if answer.status_code == 201
+        )
+        first_waiting = min(
+            (answer.json() for answer in answers if answer.status_code == 202),
+            key=lambda body: body["position"],
+        )
+        cancelled = client.call(
+            "POST", "/api/cancel", holder, json={"bookingId": booking["bookingId"]}
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        assert [r["userId"] for r in cancelled.json()["reassignedTo"]] == [first_waiting["userId"]]
+        status = client.eventually(
+            f"/api/status/{event_id}", organizer, lambda body: body["version"] == 13
+        )
+        assert (status["bookedTickets"], status["availableTickets"]) == (4, 0)
+        assert status["waitingListCount"] == 5
+        holder_status = client.call("GET", f"/api/booking-status/{event_id}/{holder_id}", holder)
+        assert holder_status.json()["status"] == "cancelled"
         assert client.call("GET", "/health").json()["status"] == "ok"
