@@ -20,7 +20,7 @@ EXIT_INCONSISTENT = 1
 EXIT_REFUSED = 1
 EXIT_UNHEALTHY = 1
 # A batch is well under a second; longer means the store is gone, and then nothing commits.
-PROJECT_STOP_TIMEOUT_SECONDS = 30.0
+PROJECT_STOP_TIMEOUT_SECONDS = 10.0  # within docker-compose's stop_grace_period (15 s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
