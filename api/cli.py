@@ -65,7 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     commands.add_parser("migrate", help="create the store's tables").set_defaults(run=_migrate)
-    commands.add_parser("project", help="run the projection runner").set_defaults(run=_project)
+    project = commands.add_parser("project", help="run the projection runner")
+    project.add_argument("--batch-size", type=int, default=500, help="events per transaction")
+    project.add_argument(
+        "--poll-interval", type=float, default=0.5, help="seconds between polls when idle"
+    )
+    project.set_defaults(run=_project)
 
     lag = commands.add_parser(
         "lag",
@@ -152,7 +157,7 @@ def _migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _project(_args: argparse.Namespace) -> int:
+def _project(args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT; then finish the batch in hand (it commits with its
     tracking position, or not at all) and exit 0."""
     import logging
@@ -162,7 +167,9 @@ def _project(_args: argparse.Namespace) -> int:
 
     configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
     log = logging.getLogger("ticketing.projection")
-    runner = ProjectionRunner(_database_url())
+    runner = ProjectionRunner(
+        _database_url(), batch_size=args.batch_size, poll_interval=args.poll_interval
+    )
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopped.set())

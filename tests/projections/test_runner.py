@@ -118,18 +118,9 @@ def test_projection_process_killed_mid_stream_resumes_exactly_once(
     event_ids = random_history(store, 5_000, events=3, users=2000, seed=5)
     head = stored_event_count(store)
     assert head >= 5_000
-    command = [
-        sys.executable,
-        "-m",
-        "projections",
-        "--database-url",
-        database_url,
-        "--batch-size",
-        "20",
-        "--poll-interval",
-        "0.05",
-    ]
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    command = [sys.executable, "-m", "api.cli", "project", "--batch-size", "20",
+               "--poll-interval", "0.05"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "DATABASE_URL": database_url}
     read_model = ReadModel(database_url, service=store)
     runner = ProjectionRunner(database_url, service=store)
     try:
