@@ -113,6 +113,22 @@ class EventView:
         )
 
 
+class UnconfirmedAppend(Exception):
+    """An append failed with a store error: it may have committed all the same (a lost
+    acknowledgement). Keeps what was appended and decided, to check before deciding again."""
+
+    def __init__(
+        self, events: list[Any], decided: list[tuple[Command, Any, BaseException | None]]
+    ) -> None:
+        super().__init__("append not confirmed")
+        self.events = events
+        self.decided = decided
+
+    def settle(self) -> None:
+        for command, outcome, error in self.decided:
+            command.settle(outcome, error)
+
+
 class TicketingService(Application[UUID]):
     """Use cases of the booking service."""
 
@@ -434,11 +450,22 @@ class TicketingService(Application[UUID]):
         caller gets ``ServiceBusy``. Any other error reaches the callers of the batch.
         """
         pending = list(commands)
+        unconfirmed: UnconfirmedAppend | None = None
         for attempt in range(self.max_attempts):
             try:
                 with self.event_locks.exclusive(lane.aggregate_id) as head_version:
+                    if unconfirmed is not None and self._was_stored(unconfirmed):
+                        # The append whose commit we never heard back about did commit.
+                        lane.aggregate = None
+                        self._announce()
+                        unconfirmed.settle()
+                        return
+                    unconfirmed = None
                     if self._decide_and_append(lane, pending, head_version):
                         return
+            except UnconfirmedAppend as lost:
+                unconfirmed = lost
+                self.lanes.stats.record_store_error()
             except IntegrityError:
                 self.lanes.stats.record_conflict()
             except OperationalError:
@@ -455,7 +482,9 @@ class TicketingService(Application[UUID]):
 
         Returns ``False`` when a command failed with a bug (it is settled with its error and
         removed from ``pending``) so the rest must be decided again on clean state. A refused
-        append (``IntegrityError``) or a store error propagates to be retried.
+        append (``IntegrityError``) or a store error propagates to be retried; a store error
+        during the append itself becomes ``UnconfirmedAppend``, because the commit may have
+        happened with only its acknowledgement lost.
         """
         event = self._current(lane, lane.aggregate_id, head_version)
         lane.aggregate = None
@@ -470,14 +499,30 @@ class TicketingService(Application[UUID]):
                 pending.remove(command)
                 return False
         previous_version = event.version - len(event.pending_events)
-        if event.pending_events:
-            self.save(event)
+        appended = list(event.pending_events)
+        if appended:
+            try:
+                self.save(event)
+            except OperationalError as error:
+                raise UnconfirmedAppend(appended, decided) from error
         lane.aggregate = event
         if event.version > previous_version:
             self._after_commit(event, previous_version)
         for command, outcome, error in decided:
             command.settle(outcome, error)
         return True
+
+    def _was_stored(self, unconfirmed: UnconfirmedAppend) -> bool:
+        """Whether the store holds exactly the events of an append we never heard back on."""
+        first, last = unconfirmed.events[0], unconfirmed.events[-1]
+        stored = list(
+            self.events.get(
+                first.originator_id,
+                gt=first.originator_version - 1,
+                lte=last.originator_version,
+            )
+        )
+        return [vars(e) for e in stored] == [vars(e) for e in unconfirmed.events]
 
     @staticmethod
     def _pause(attempt: int) -> None:

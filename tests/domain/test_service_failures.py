@@ -130,3 +130,29 @@ def test_creating_an_event_while_the_store_is_locked_answers_busy(
 
     with pytest.raises(ServiceBusy):
         service.create_event(ORGANIZER, "Gig", total_tickets=1)
+
+
+def test_an_append_whose_acknowledgement_was_lost_answers_its_own_outcome(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
+    recorder = service.events.recorder
+    real_insert = recorder.insert_events
+    lost = {"count": 0}
+
+    def commit_then_lose_the_answer(stored_events: Any, **kwargs: Any) -> Any:
+        result = real_insert(stored_events, **kwargs)
+        if not lost["count"]:
+            lost["count"] += 1
+            raise OperationalError("server closed the connection unexpectedly")
+        return result
+
+    monkeypatch.setattr(recorder, "insert_events", commit_then_lose_the_answer)
+
+    outcome = service.book(event_id, "ann")  # not AlreadyBooked by its own committed write
+
+    assert lost["count"] == 1 and outcome.quantity == 1 and outcome.booking_id
+    stored = [type(e).__name__ for e in service.history(event_id)]
+    assert stored == ["EventInitialized", "TicketBooked"]
+    assert service.book(event_id, "bob").quantity == 1  # the lane's state is the stored one
+    assert bookings(service.get_event(event_id)) == {"ann": 1, "bob": 1}
