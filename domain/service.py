@@ -138,7 +138,10 @@ class TicketingService(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self.max_attempts = int(self.env.get("COMMAND_MAX_ATTEMPTS") or 20)
-        self.snapshot_interval = int(self.env.get("SNAPSHOT_INTERVAL") or 1000)
+        # A snapshot of an on-sale's state (30,000 holders) takes ~70 ms to encode and store,
+        # inside the lane; every 10,000 events keeps that off the p99 while a cold load
+        # still replays at most 10,000 events after the snapshot (~0.2 s).
+        self.snapshot_interval = int(self.env.get("SNAPSHOT_INTERVAL") or 10_000)
         self.passwords = Passwords(
             time_cost=int(self.env.get("ARGON2_TIME_COST") or 3),
             memory_cost=int(self.env.get("ARGON2_MEMORY_COST") or 65536),

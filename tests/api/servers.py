@@ -12,10 +12,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
 
-from tests.api.conftest import SECRET
+from tests.api.conftest import PASSWORD, SECRET
 from tests.conftest import FAST_HASHING
 
 
@@ -122,3 +123,30 @@ def _stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
+
+
+class HttpClient:
+    """A ``requests`` session against a real server, with the contract's usual steps."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.session.request(
+            method, self.base_url + path, headers=headers, timeout=10, **kwargs
+        )
+
+    def user(self, name: str) -> tuple[str, str]:
+        """Register and log in ``name``; returns (user id, token)."""
+        email = f"{name}@example.com"
+        registered = self.call(
+            "POST",
+            "/api/auth/register",
+            json={"username": name, "email": email, "password": PASSWORD},
+        )
+        assert registered.status_code == 201, registered.text
+        login = self.call("POST", "/api/auth/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        return login.json()["user"]["id"], login.json()["token"]

@@ -9,35 +9,12 @@ import pytest
 import requests
 
 from api.cli import main as ticketing
-from tests.api.conftest import PASSWORD
-from tests.api.servers import running_projector, running_server
+from tests.api.servers import HttpClient, running_projector, running_server
 
 pytestmark = pytest.mark.slow
 
 
-class Client:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.session = requests.Session()
-
-    def call(self, method: str, path: str, token: str | None = None, **kwargs):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.session.request(
-            method, self.base_url + path, headers=headers, timeout=10, **kwargs
-        )
-
-    def user(self, name: str) -> tuple[str, str]:
-        email = f"{name}@example.com"
-        registered = self.call(
-            "POST",
-            "/api/auth/register",
-            json={"username": name, "email": email, "password": PASSWORD},
-        )
-        assert registered.status_code == 201, registered.text
-        login = self.call("POST", "/api/auth/login", json={"email": email, "password": PASSWORD})
-        assert login.status_code == 200, login.text
-        return login.json()["user"]["id"], login.json()["token"]
-
+class Client(HttpClient):
     def eventually(self, path: str, token: str, predicate, timeout: float = 10.0) -> dict:
         """Reads come from the read models, which follow the writes within moments."""
         deadline = time.monotonic() + timeout

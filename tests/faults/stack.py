@@ -9,16 +9,19 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import requests
 
 from domain.persistence import parse_database_url
-from tests.api.conftest import PASSWORD
-from tests.api.servers import running_projector, server_process, ticketing_command
+from tests.api.servers import (
+    HttpClient,
+    running_projector,
+    server_process,
+    ticketing_command,
+)
 from tests.faults.load import VirtualUser
 
 
@@ -61,7 +64,7 @@ class Stack:
     exits: ExitStack
     projector: subprocess.Popen | None = None
     organizer_token: str = ""
-    session: requests.Session = field(default_factory=requests.Session)
+    _http: HttpClient | None = None
 
     # ------------------------------------------------------------- processes
     def worker_pids(self) -> list[int]:
@@ -87,23 +90,17 @@ class Stack:
         return "\n".join(path.read_text(errors="replace") for path in self.logs.glob("*.log"))
 
     # ------------------------------------------------------------------ HTTP
+    @property
+    def http(self) -> HttpClient:
+        if self._http is None:
+            self._http = HttpClient(self.base_url)
+        return self._http
+
     def call(self, method: str, path: str, token: str | None = None, **kwargs: Any):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.session.request(
-            method, self.base_url + path, headers=headers, timeout=10, **kwargs
-        )
+        return self.http.call(method, path, token, **kwargs)
 
     def user(self, name: str) -> tuple[str, str]:
-        email = f"{name}@example.com"
-        registered = self.call(
-            "POST",
-            "/api/auth/register",
-            json={"username": name, "email": email, "password": PASSWORD},
-        )
-        assert registered.status_code == 201, registered.text
-        login = self.call("POST", "/api/auth/login", json={"email": email, "password": PASSWORD})
-        assert login.status_code == 200, login.text
-        return login.json()["user"]["id"], login.json()["token"]
+        return self.http.user(name)
 
     def event(self, organizer_token: str, name: str, total: int) -> str:
         created = self.call(
