@@ -18,8 +18,8 @@ from jwt import ExpiredSignatureError, InvalidTokenError
 
 from api import backend
 from api.errors import error_response, forbidden
+from domain.accounts import UserView
 from domain.errors import UserNotFound
-from domain.service import UserView
 from domain.user import ADMIN, AUDITOR
 
 CREDENTIAL_VERSION_CLAIM = "cv"

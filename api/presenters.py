@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from domain.accounts import UserView
 from domain.event import BookingOutcome, CancelOutcome
-from domain.service import EventView, UserView
+from domain.service import EventView
 
 
 def iso(moment: datetime) -> str:

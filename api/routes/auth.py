@@ -12,7 +12,7 @@ from api.openapi import documented
 from api.parsing import json_body
 from api.presenters import iso, user_json
 from api.schemas.users import LoggedInSchema, LoginSchema, RegisteredSchema, RegisterSchema
-from domain.service import UserView
+from domain.accounts import UserView
 from domain.user import ADMIN
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")

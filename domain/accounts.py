@@ -1,0 +1,261 @@
+"""User accounts as use cases: registration, login, profile changes, roles, deletion.
+
+A mixin of ``TicketingService`` (one application, one store): it relies on the host's
+``save``, ``events``, ``passwords`` and, for deletion, ``cancel``. Emails and usernames are
+unique through ``UniqueName`` index aggregates, so the store's version check decides races.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from domain.errors import (
+    BookingNotFound,
+    EmailTaken,
+    InvalidCommand,
+    InvalidCredentials,
+    ServiceBusy,
+    UsernameTaken,
+    UserNotFound,
+)
+from domain.user import (
+    ADMIN,
+    GRANTABLE_ROLES,
+    UniqueName,
+    User,
+    index_id,
+    normalise_email,
+    normalise_username,
+)
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: str
+    username: str
+    email: str
+    roles: list[str]
+    created_at: datetime
+    credential_version: int
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.roles
+
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        return cls(
+            id=str(user.id),
+            username=user.username,
+            email=user.email,
+            roles=list(user.roles),
+            created_at=user.created_on,
+            credential_version=user.credential_version,
+        )
+
+
+class AccountCommands:
+    """The user-account use cases of ``TicketingService``."""
+
+    def register_user(self, username: str, email: str, password: str) -> UserView:
+        email = normalise_email(email)
+        password_hash = self.passwords.hash(password)
+
+        def attempt() -> UserView:
+            # A fresh account per attempt: a failed append has already collected the
+            # previous attempt's events, so saving that object again would store no account.
+            user = User(username=username.strip(), email=email, password_hash=password_hash)
+            claims = [
+                self._claim(
+                    "email", email, user.id, EmailTaken("This email is already registered.")
+                ),
+                self._claim(
+                    "username",
+                    normalise_username(username),
+                    user.id,
+                    UsernameTaken("This username is taken."),
+                ),
+            ]
+            self.save(user, *claims)
+            return UserView.of(user)
+
+        return self._retry_on_conflict(attempt)
+
+    def authenticate(self, email: str, password: str) -> UserView:
+        user = self._user_by_email(normalise_email(email))
+        if user is None:
+            self.passwords.waste_time(password)
+            raise InvalidCredentials("Wrong email or password.")
+        if not self.passwords.verify(user.password_hash, password):
+            raise InvalidCredentials("Wrong email or password.")
+        return UserView.of(user)
+
+    def get_user(self, user_id: str) -> UserView:
+        return UserView.of(self._user(user_id))
+
+    def update_user(
+        self,
+        user_id: str,
+        *,
+        username: str | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        current_password: str | None = None,
+    ) -> UserView:
+        email = normalise_email(email) if email is not None else None
+        new_hash = self.passwords.hash(password) if password is not None else None
+        verified: set[str] = set()  # password hashes current_password was checked against
+
+        def attempt() -> UserView:
+            user = self._user(user_id)
+            if (email is not None and email != user.email) or password is not None:
+                if user.password_hash not in verified:
+                    if current_password is None or not self.passwords.verify(
+                        user.password_hash, current_password
+                    ):
+                        raise InvalidCredentials("currentPassword is wrong or missing.")
+                    verified.add(user.password_hash)
+            changed: list[Any] = [user]
+            if username is not None and normalise_username(username) != normalise_username(
+                user.username
+            ):
+                changed += [
+                    self._claim(
+                        "username",
+                        normalise_username(username),
+                        user.id,
+                        UsernameTaken("This username is taken."),
+                    ),
+                    self._release("username", normalise_username(user.username), user.id),
+                ]
+            if username is not None and username.strip() != user.username:
+                user.change_username(username.strip())
+            if email is not None and email != user.email:
+                changed += [
+                    self._claim(
+                        "email", email, user.id, EmailTaken("This email is already registered.")
+                    ),
+                    self._release("email", user.email, user.id),
+                ]
+                user.change_email(email)
+            if new_hash is not None:
+                user.change_password(new_hash)
+            self.save(*[aggregate for aggregate in changed if aggregate is not None])
+            return UserView.of(user)
+
+        return self._retry_on_conflict(attempt)
+
+    def delete_user(self, user_id: str, held_event_ids: Iterable[str]) -> None:
+        """Cancel the user's holdings (freed seats go to the queues), then close the account."""
+        self._user(user_id)
+        for event_id in held_event_ids:
+            event = self._find_event(self._event_uuid(event_id))
+            if event is None or user_id not in event.holders:
+                continue
+            try:
+                self.cancel(user_id, event_id=event_id)
+            except BookingNotFound:
+                pass  # cancelled meanwhile (e.g. by the organizer): nothing left to release
+
+        def attempt() -> None:
+            user = self._user(user_id)
+            user.delete()
+            releases = [
+                self._release("email", user.email, user.id),
+                self._release("username", normalise_username(user.username), user.id),
+            ]
+            self.save(user, *[release for release in releases if release is not None])
+
+        self._retry_on_conflict(attempt)
+
+    def set_role(self, user_id: str, role: str, grant: bool) -> UserView:
+        if role not in GRANTABLE_ROLES:
+            raise InvalidCommand(f"role must be one of {', '.join(GRANTABLE_ROLES)}.", field="role")
+
+        def attempt() -> UserView:
+            user = self._user(user_id)
+            if grant and not user.has_role(role):
+                user.grant_role(role)
+            elif not grant and user.has_role(role):
+                user.revoke_role(role)
+            self.save(user)
+            return UserView.of(user)
+
+        return self._retry_on_conflict(attempt)
+
+    def find_user_by_email(self, email: str) -> UserView:
+        user = self._user_by_email(normalise_email(email))
+        if user is None:
+            raise UserNotFound("No user with this email.")
+        return UserView.of(user)
+
+    def _load_small(self, aggregate_id: UUID) -> Any:
+        """Users and name claims have a handful of events and no snapshots: one query, not
+        the repository's two (it looks for a snapshot first). Every request's token check
+        loads its user, so this is on the hot path."""
+        aggregate = None
+        for domain_event in self.events.get(aggregate_id):
+            aggregate = domain_event.mutate(aggregate)
+        if aggregate is None:
+            raise AggregateNotFoundError(aggregate_id)
+        return aggregate
+
+    def _user(self, user_id: str) -> User:
+        try:
+            user = self._load_small(UUID(str(user_id)))
+        except (AggregateNotFoundError, ValueError):
+            raise UserNotFound("No such user.") from None
+        if not isinstance(user, User) or user.deleted:
+            raise UserNotFound("No such user.")
+        return user
+
+    def _user_by_email(self, email: str) -> User | None:
+        index = self._index("email", email)
+        if index is None or index.owner_id is None:
+            return None
+        try:
+            return self._user(index.owner_id)
+        except UserNotFound:
+            return None
+
+    def _index(self, kind: str, value: str) -> UniqueName | None:
+        try:
+            return self._load_small(index_id(kind, value))
+        except AggregateNotFoundError:
+            return None
+
+    def _claim(self, kind: str, value: str, owner: UUID, taken: Exception) -> UniqueName:
+        index = self._index(kind, value)
+        if index is None:
+            return UniqueName(id=index_id(kind, value), kind=kind, value=value, owner_id=str(owner))
+        if index.owner_id is not None and index.owner_id != str(owner):
+            raise taken
+        index.reclaim(str(owner))
+        return index
+
+    def _release(self, kind: str, value: str, owner: UUID) -> UniqueName | None:
+        """Free a name its owner is leaving; a name someone else holds is not theirs to free."""
+        index = self._index(kind, value)
+        if index is None or index.owner_id != str(owner):
+            return None
+        index.release()
+        return index
+
+    def _retry_on_conflict(self, attempt: Callable[[], Any]) -> Any:
+        """Run a user command again on fresh state when a concurrent append won the race.
+
+        A retry re-reads everything, so a name claimed meanwhile is reported as taken.
+        """
+        for number in range(self.max_attempts):
+            try:
+                return attempt()
+            except (IntegrityError, OperationalError):
+                self._pause(number)
+        raise ServiceBusy("The account changed meanwhile, please retry.")
