@@ -72,6 +72,7 @@ def test_a_stale_instance_loses_the_version_race_then_decides_again(
 ) -> None:
     # The cross-process lock (PostgreSQL) makes this race rare; the store's version check is
     # what makes it harmless. Take the second writer out of the lock protocol to force it.
+    second.event_locks.close()
     second.event_locks = NoEventLocks()
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=1).id
     service.book(event_id, "warm-up")  # the first instance caches the event
