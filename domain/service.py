@@ -339,10 +339,10 @@ class TicketingService(AccountCommands, Application[UUID]):
             except OperationalError as error:
                 raise UnconfirmedAppend(appended, decided) from error
         lane.aggregate = event
+        for command, outcome, error in decided:  # answer first: a snapshot can take a while
+            command.settle(outcome, error)
         if event.version > previous_version:
             self._after_commit(event, previous_version)
-        for command, outcome, error in decided:
-            command.settle(outcome, error)
         return True
 
     def _was_stored(self, unconfirmed: UnconfirmedAppend) -> bool:
