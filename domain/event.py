@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import eventsourcing.domain
 from eventsourcing.domain import Aggregate, Snapshot, event
 from eventsourcing.utils import register_topic
 
@@ -174,13 +175,23 @@ class Event(Aggregate):
         if idempotency is None:
             return None
         recorded = self.idempotency.get(idempotency.key)
-        if recorded is None:
+        if recorded is None or self.key_expired(recorded):
             return None
         if recorded[0] != idempotency.request_hash:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was used with a different request.",
             )
         return deepcopy(recorded[1])  # the caller's copy: the record itself stays as it was
+
+    def has_live_key(self, key: str) -> bool:
+        recorded = self.idempotency.get(key)
+        return recorded is not None and not self.key_expired(recorded)
+
+    @staticmethod
+    def key_expired(recorded: list[Any]) -> bool:
+        """Keys are kept 24 hours: an older record no longer answers for its key."""
+        now = eventsourcing.domain.datetime_now_with_tzinfo()  # the clock events are stamped by
+        return now - datetime.fromisoformat(recorded[2]) > IDEMPOTENCY_TTL
 
     # ---------------------------------------------------------------- commands
     def book(

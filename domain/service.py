@@ -129,12 +129,16 @@ class TicketingService(AccountCommands, Application[UUID]):
         Event.validate_new(name, total_tickets, max_tickets_per_user)
         event_id = uuid4()
         if idempotency is not None:
-            # A retried create maps onto the same id, so the store itself refuses a twin.
-            event_id = uuid5(IDEMPOTENT_CREATE_NAMESPACE, idempotency.key)
-            existing = self._find_event(event_id)
-            if existing is not None:
-                existing.replay(idempotency)
-                return EventView.of(existing)
+            # A retried create maps onto the same id, so the store itself refuses a twin. A key
+            # reused after its 24 hours names a new generation, so it creates a new event.
+            for generation in range(1000):
+                event_id = uuid5(IDEMPOTENT_CREATE_NAMESPACE, f"{idempotency.key}#{generation}")
+                existing = self._find_event(event_id)
+                if existing is None:
+                    break
+                if existing.has_live_key(idempotency.key):
+                    existing.replay(idempotency)
+                    return EventView.of(existing)
         event = Event(
             id=event_id,
             name=name,

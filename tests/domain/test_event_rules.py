@@ -597,3 +597,21 @@ def test_an_idempotency_key_is_kept_24_hours_from_the_command_that_used_it(
     event.book("cat", 1, Idempotency("cat:k1", "book"))  # 25 hours after ann's: hers expires
     with pytest.raises(AlreadyBooked):
         event.book("ann", 1, key)
+
+
+def test_an_idempotency_key_older_than_24_hours_no_longer_replays_even_on_a_quiet_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import eventsourcing.domain
+
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    clock = {"now": start}
+    monkeypatch.setattr(eventsourcing.domain, "datetime_now_with_tzinfo", lambda: clock["now"])
+    event = new_event(total_tickets=5)
+    key = Idempotency("ann:k1", "book")
+    event.book("ann", 1, key)
+    clock["now"] = start + timedelta(hours=25)  # no keyed command since: nothing pruned it
+
+    assert event.replay(key) is None
+    with pytest.raises(AlreadyBooked):  # decided as a new request, not replayed
+        event.book("ann", 1, key)

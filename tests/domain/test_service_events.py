@@ -15,7 +15,7 @@ from domain.errors import (
     InvalidCommand,
     NotAllowed,
 )
-from domain.event import Idempotency
+from domain.event import Event, Idempotency
 from domain.service import TicketingService
 from tests.domain.support import ORGANIZER, bookings, queue
 
@@ -192,3 +192,21 @@ def test_idempotent_cancel_capacity_and_close_replay(service: TicketingService) 
     assert again.replayed and again.reassigned == first.reassigned
     assert closed.closed and closed.version == raised.version + 1
     assert stored_types(service, event_id).count("CapacityChanged") == 1
+
+
+def test_an_event_creation_key_reused_after_24_hours_creates_a_new_event(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = Idempotency("org:create-1", "create")
+    first = service.create_event(ORGANIZER, "Gig", 5, idempotency=key)
+    assert service.create_event(ORGANIZER, "Gig", 5, idempotency=key).id == first.id
+    created_at = service.get_event(first.id).idempotency[key.key][2]
+    # A day later: records from the first creation have expired, newer ones have not.
+    monkeypatch.setattr(
+        Event, "key_expired", staticmethod(lambda recorded: recorded[2] <= created_at)
+    )
+
+    later = service.create_event(ORGANIZER, "Gig again", 7, idempotency=key)
+
+    assert later.id != first.id and later.total_tickets == 7
+    assert service.create_event(ORGANIZER, "Gig again", 7, idempotency=key).id == later.id
