@@ -30,13 +30,21 @@ def encode_cursor(*values: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
+def decode_cursor(cursor: str, *types: type) -> list[Any]:
+    """The values a cursor carries, each checked against its expected type."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError):
         raise InvalidCursor("cursor is not one this service issued") from None
-    if not isinstance(values, list) or len(values) != arity:
+    if (
+        not isinstance(values, list)
+        or len(values) != len(types)
+        or not all(
+            isinstance(value, kind) and not isinstance(value, bool)
+            for value, kind in zip(values, types, strict=True)
+        )
+    ):
         raise InvalidCursor("cursor is not one this service issued")
     return values
 
@@ -82,9 +90,13 @@ class ReadModel:
         params: list[Any] = []
         where = ""
         if cursor:
-            created_at, event_id = decode_cursor(cursor, 2)
+            created_at, event_id = decode_cursor(cursor, str, str)
             where = "WHERE (created_at > ? OR (created_at = ? AND event_id > ?))"
-            at = datetime.fromisoformat(created_at) if self.database.is_postgres else created_at
+            try:
+                parsed = datetime.fromisoformat(created_at)
+            except ValueError:
+                raise InvalidCursor("cursor is not one this service issued") from None
+            at = parsed if self.database.is_postgres else created_at
             params = [at, at, event_id]
         rows = self.database.query(
             f"SELECT * FROM event_status {where} ORDER BY created_at, event_id LIMIT ?",
@@ -100,7 +112,7 @@ class ReadModel:
 
     # -------------------------------------------------------- queue/bookings
     def waitlist(self, event_id: str, limit: int, cursor: str | None) -> tuple[list, str | None]:
-        after = decode_cursor(cursor, 1)[0] if cursor else -1
+        after = decode_cursor(cursor, int)[0] if cursor else -1
 
         def page(tx: Cursor) -> tuple[list[dict], int]:
             rows = tx.all(
@@ -129,7 +141,7 @@ class ReadModel:
         where = ""
         if cursor:
             where = "AND booking_id > ?"
-            params.append(decode_cursor(cursor, 1)[0])
+            params.append(decode_cursor(cursor, str)[0])
         rows = self.database.query(
             f"SELECT * FROM bookings WHERE event_id = ? AND status = 'confirmed' {where} "
             "ORDER BY booking_id LIMIT ?",

@@ -136,6 +136,28 @@ def test_a_cursor_this_service_did_not_issue_is_a_validation_error(api: Api):
     assert "cursor" in response.json["error"]["details"]
 
 
+@pytest.mark.parametrize(
+    ("path", "values"),
+    [
+        ("/api/events", ["not a time", "x"]),
+        ("/api/events", [1, 2]),
+        ("/api/events/{event}/waitlist", ["seven"]),
+        ("/api/events/{event}/waitlist", [True]),
+        ("/api/events/{event}/bookings", [7]),
+    ],
+)
+def test_a_well_formed_cursor_with_values_of_the_wrong_kind_is_a_validation_error(
+    api: Api, path: str, values: list
+):
+    from projections.queries import encode_cursor
+
+    organizer = api.user("organizer")
+    event_id = api.create_event(organizer, total=1)
+    response = api.get(path.format(event=event_id) + f"?cursor={encode_cursor(*values)}", organizer)
+    assert response.status_code == 400
+    assert error_code(response) == "validation_error"
+
+
 def test_closing_refuses_new_bookings_but_not_cancellations(api: Api):
     organizer = api.user("organizer")
     alice = api.user("alice")
