@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from typing import Any
 
@@ -17,6 +18,8 @@ from flask import Response, abort, g, request
 from api import backend
 from api.errors import ApiError, invalid
 from domain.event import Idempotency
+
+log = logging.getLogger("ticketing.requests")
 
 HEADER = "Idempotency-Key"
 SANE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -64,7 +67,10 @@ def log_response(response: Response) -> Response:
         return response
     if response.status_code >= 500 or response.status_code == 429:
         return response
-    backend.response_log().record(
-        keyed.key, keyed.request_hash, response.status_code, response.get_data(as_text=True)
-    )
+    try:
+        backend.response_log().record(
+            keyed.key, keyed.request_hash, response.status_code, response.get_data(as_text=True)
+        )
+    except Exception:  # the write stands; a retry is still answered from the aggregate
+        log.warning("could not keep the response of an idempotent write", exc_info=True)
     return response

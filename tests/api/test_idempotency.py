@@ -239,3 +239,23 @@ def test_a_server_error_is_not_kept_for_retries(api: Api, monkeypatch):
     monkeypatch.setattr(service, "book", real_book)
     retry = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("busy"))
     assert retry.status_code == 201
+
+
+def test_a_response_log_that_cannot_be_written_does_not_fail_a_committed_write(
+    api: Api, monkeypatch
+):
+    from api import responselog
+
+    organizer = api.user("organizer")
+    alice = api.user("alice")
+    event_id = api.create_event(organizer, total=5)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(responselog.ResponseLog, "record", broken)
+    first = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("k"))
+    monkeypatch.undo()
+    retry = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("k"))
+    assert first.status_code == retry.status_code == 201
+    assert retry.json["bookingId"] == first.json["bookingId"]
