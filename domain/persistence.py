@@ -99,6 +99,9 @@ def eventsourcing_env(db: Database, *, create_tables: bool, pool_size: int = 5) 
     return env
 
 
+LOCK_TIMEOUT_MS = 5000
+
+
 class PostgresEventLocks:
     """One writer per ticketed event across processes, by PostgreSQL advisory lock.
 
@@ -122,7 +125,9 @@ class PostgresEventLocks:
             db.conninfo(),
             min_size=1,
             max_size=max_connections,
-            kwargs={"autocommit": True},
+            # A writer that stalls while holding an event's lock must not stall every other
+            # process forever: waiting past this is a store error (retried, then 503).
+            kwargs={"autocommit": True, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
             open=True,
             timeout=5,
         )

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import pytest
 
+from domain.errors import ServiceBusy
 from domain.event import Event
 from domain.persistence import NoEventLocks
 from domain.service import TicketingService, open_service
@@ -158,3 +159,26 @@ def test_every_stored_topic_is_a_stable_ticketing_topic(service: TicketingServic
     topics = {n.topic for n in notifications} | {s.topic for s in snapshots}
     assert len(notifications) == 17
     assert all(topic.startswith("ticketing:") for topic in topics), sorted(topics)
+
+
+def test_a_writer_stuck_holding_an_events_lock_makes_others_busy_not_stuck(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from domain import persistence
+
+    monkeypatch.setattr(persistence, "LOCK_TIMEOUT_MS", 200)
+    service = open_service(postgres_url, create_tables=True, COMMAND_MAX_ATTEMPTS="2")
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=5).id
+    key = int.from_bytes(UUID(event_id).bytes[:8], "big", signed=True)
+    stuck = psycopg.connect(persistence.parse_database_url(postgres_url).conninfo())
+    try:
+        stuck.execute("SELECT pg_advisory_lock(%s)", (key,))
+        with pytest.raises(ServiceBusy):
+            service.book(event_id, "ann")
+        stuck.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        assert service.book(event_id, "ann").quantity == 1
+    finally:
+        stuck.close()
+        service.close()
