@@ -181,3 +181,26 @@ def test_runner_survives_its_connections_being_terminated(postgres_url: str) -> 
         runner.close()
     assert_consistent(store, postgres_url, event_ids)
     store.close()
+
+
+def test_verify_compares_at_the_version_the_read_models_reflect(
+    store: TicketingService, database_url: str
+) -> None:
+    event = store.create_event("organizer", "Busy", 3)
+    store.book(event.id, "alice", 1)
+    runner = ProjectionRunner(database_url, service=store)
+    read_model = ReadModel(database_url, service=store)
+    try:
+        runner.process_available()
+        store.book(event.id, "bob", 1)  # committed, not yet projected: the read model trails
+
+        report = verify(store, read_model, event.id)
+
+        assert report["consistent"], report["differences"]
+        with read_model.database.transaction() as cursor:  # now a real difference
+            cursor.execute("UPDATE event_status SET booked_tickets = 7 WHERE event_id = ?",
+                           [event.id])  # fmt: skip
+        assert not verify(store, read_model, event.id)["consistent"]
+    finally:
+        read_model.close()
+        runner.close()
