@@ -9,6 +9,7 @@ from flask import Flask, current_app
 
 from api import responselog
 from api.config import PROJECTOR_EMBEDDED, Settings
+from domain.errors import ServiceBusy
 from domain.service import TicketingService, open_service
 from projections.queries import ReadModel
 from projections.runner import ProjectionRunner
@@ -47,20 +48,24 @@ class Backend:
             runner = ProjectionRunner(settings.database_url, service=service).start()
         return cls(settings, service, ReadModel(settings.database_url, service=service), runner)
 
-    def catch_up(self, timeout: float = 5.0) -> bool:
-        """Wait until the read models have applied everything stored so far.
+    def catch_up(self, timeout: float = 5.0) -> None:
+        """Wait until the read models have applied everything stored as of this call.
 
         Used before a decision that reads the read models (which events a user holds), so
-        that a write committed a moment ago is not missed.
+        that a write committed a moment ago is not missed. Raises ``ServiceBusy`` (503) when
+        the projection does not get there in time: deciding on stale rows would be wrong.
         """
         if self.runner is not None:
-            return self.runner.wait_until_caught_up(timeout)
-        deadline = time.monotonic() + timeout
-        while self.read_model.lag().events > 0:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+            caught_up = self.runner.wait_until_caught_up(timeout)
+        else:
+            head = self.service.recorder.max_notification_id() or 0
+            deadline = time.monotonic() + timeout
+            while (caught_up := self.read_model.lag().position >= head) is False:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        if not caught_up:
+            raise ServiceBusy("The read models are catching up; please retry shortly.")
 
     def close(self) -> None:
         if self.runner is not None:

@@ -155,3 +155,16 @@ def test_only_auditor_and_admin_can_be_granted(api: Api):
         )
         assert response.status_code == 400
         assert "role" in response.json["error"]["details"]
+
+
+def test_deleting_an_account_while_the_read_models_lag_answers_busy_and_deletes_nothing(
+    api: Api, monkeypatch
+):
+    alice = api.user("alice")
+    monkeypatch.setattr(api.backend.runner, "wait_until_caught_up", lambda timeout: False)
+    response = api.delete("/api/users/me", alice)
+    assert response.status_code == 503
+    assert error_code(response) == "service_busy"
+    assert response.headers.get("Retry-After")
+    monkeypatch.undo()
+    assert api.get("/api/users/me", alice).status_code == 200
