@@ -18,6 +18,7 @@ from api.idempotency import log_response
 from api.metrics import install_metrics
 from api.observability import configure_logging, install_request_logging
 from api.routes import audit, auth, bookings, docs, events, health, users
+from api.schemas.common import canonical_id
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -58,6 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     install_request_logging(app)
     app.after_request(log_response)
+    app.url_value_preprocessor(canonical_path_ids)
     app.after_request(retry_after_only_on_refusals)  # registered first, so runs after the limiter's
     jwt.init_app(app)
     limiter.init_app(app)
@@ -68,3 +70,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     backend.attach(app, backend.Backend.open(settings))
     install_metrics(app)
     return app
+
+
+def canonical_path_ids(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Ids in the path in their canonical spelling, as request bodies get them."""
+    for name in ("event_id", "user_id"):
+        if values and name in values:
+            values[name] = canonical_id(values[name])

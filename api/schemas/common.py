@@ -8,6 +8,7 @@ Field names are snake_case in Python and camelCase on the wire.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -52,8 +53,23 @@ def bounded_string(minimum: int, maximum: int, **kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Length(min=minimum, max=maximum), **kwargs)
 
 
+class EntityId(fields.String):
+    """An opaque id; a UUID in any spelling Python accepts is read in its canonical form, so
+    the write side and the read models (which compare strings) name the same thing."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return canonical_id(super()._deserialize(value, attr, data, **kwargs))
+
+
+def canonical_id(value: str) -> str:
+    try:
+        return str(UUID(value))
+    except ValueError:
+        return value
+
+
 def entity_id(**kwargs: Any) -> fields.String:
-    return bounded_string(1, MAX_ID_LENGTH, **kwargs)
+    return EntityId(validate=validate.Length(min=1, max=MAX_ID_LENGTH), **kwargs)
 
 
 def not_blank(value: str) -> None:

@@ -324,3 +324,18 @@ def test_the_contract_walkthrough_two_seats_three_users(api: Api):
     )
     carol_status = api.get(f"/api/booking-status/{event_id}/{carol.id}", carol).json
     assert carol_status["status"] == "confirmed"
+
+
+def test_an_event_id_in_another_uuid_spelling_names_the_same_event_everywhere(api: Api):
+    organizer = api.user("organizer")
+    alice = api.user("alice")
+    event_id = api.create_event(organizer, total=2)
+    shouted = event_id.upper()
+    booked = api.post("/api/book", alice, json={"eventId": shouted})
+    assert booked.status_code == 201
+    assert booked.json["eventId"] == event_id
+    status = api.get(f"/api/booking-status/{shouted}/{alice.id.upper()}", alice)
+    assert status.json["status"] == "confirmed"
+    assert status.json["eventId"] == event_id
+    listed = api.get(f"/api/events/{shouted}/bookings", organizer).json["items"]
+    assert [item["userId"] for item in listed] == [alice.id]
