@@ -171,13 +171,19 @@ class ReadModel:
 
         return self.database.read(status)
 
-    def user_holdings(self, user_id: str) -> list[dict[str, Any]]:
+    def user_holdings(
+        self, user_id: str, limit: int = 500, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The user's active holdings, one per event, in event-id order (stable paging)."""
+        after = decode_cursor(cursor, str)[0] if cursor else ""
+
         def holdings(tx: Cursor) -> list[dict[str, Any]]:
             rows = tx.all(
                 "SELECT h.*, e.name AS event_name FROM user_holdings h "
                 "JOIN event_status e ON e.event_id = h.event_id "
-                "WHERE h.user_id = ? AND h.status IN (?, ?) ORDER BY h.updated_at, h.event_id",
-                [user_id, *ACTIVE],
+                "WHERE h.user_id = ? AND h.status IN (?, ?) AND h.event_id > ? "
+                "ORDER BY h.event_id LIMIT ?",
+                [user_id, *ACTIVE, after, limit + 1],
             )
             return [
                 {"eventId": row["event_id"], "eventName": row["event_name"]}
@@ -185,7 +191,9 @@ class ReadModel:
                 for row in rows
             ]
 
-        return self.database.read(holdings)
+        items = self.database.read(holdings)
+        next_cursor = encode_cursor(items[limit - 1]["eventId"]) if len(items) > limit else None
+        return items[:limit], next_cursor
 
     def held_event_ids(self, user_id: str) -> list[str]:
         rows = self.database.query(

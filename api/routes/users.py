@@ -8,8 +8,9 @@ from flask.typing import ResponseReturnValue
 from api import backend
 from api.auth import authenticated, current_user, require_admin
 from api.openapi import documented
-from api.parsing import json_body
+from api.parsing import json_body, query_args
 from api.presenters import user_json
+from api.schemas.common import PageQuery
 from api.schemas.users import HoldingsSchema, RoleChangeSchema, UpdateMeSchema, UserSchema
 
 bp = Blueprint("users", __name__, url_prefix="/api/users")
@@ -65,10 +66,16 @@ def delete_me() -> ResponseReturnValue:
 @documented(
     "The caller's active bookings and waitlist entries",
     tag="users",
+    query=PageQuery,
     responses={200: HoldingsSchema},
+    errors=(400,),
 )
 def my_bookings() -> ResponseReturnValue:
-    return {"items": backend.reads().user_holdings(current_user().id), "nextCursor": None}
+    page = query_args(PageQuery())
+    items, next_cursor = backend.reads().user_holdings(
+        current_user().id, page["limit"], page["cursor"]
+    )
+    return {"items": items, "nextCursor": next_cursor}
 
 
 @bp.post("/<user_id>/roles")

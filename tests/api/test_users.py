@@ -168,3 +168,19 @@ def test_deleting_an_account_while_the_read_models_lag_answers_busy_and_deletes_
     assert response.headers.get("Retry-After")
     monkeypatch.undo()
     assert api.get("/api/users/me", alice).status_code == 200
+
+
+def test_my_bookings_pages_with_limit_and_cursor(api: Api):
+    organizer = api.user("organizer")
+    alice = api.user("alice")
+    events = [api.create_event(organizer, total=2) for _ in range(3)]
+    for event_id in events:
+        api.book(alice, event_id)
+    first = api.get("/api/users/me/bookings?limit=2", alice)
+    assert first.status_code == 200 and len(first.json["items"]) == 2
+    rest = api.get(f"/api/users/me/bookings?limit=2&cursor={first.json['nextCursor']}", alice)
+    assert rest.json["nextCursor"] is None
+    listed = [item["eventId"] for item in first.json["items"] + rest.json["items"]]
+    assert sorted(listed) == sorted(events)
+    assert api.get("/api/users/me/bookings?limit=0", alice).status_code == 400
+    assert api.get("/api/users/me/bookings?limit=501", alice).status_code == 400
