@@ -88,6 +88,9 @@ def eventsourcing_env(db: Database, *, create_tables: bool, pool_size: int = 5) 
             POSTGRES_MAX_OVERFLOW=str(pool_size),
             POSTGRES_CONNECT_TIMEOUT="5",
             POSTGRES_LOCK_TIMEOUT="5",
+            # After a PostgreSQL restart every pooled connection is dead; without a check on
+            # checkout, requests burn their retries on them and fail after recovery.
+            POSTGRES_PRE_PING="y",
         )
     else:
         Path(db.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
