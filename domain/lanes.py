@@ -12,6 +12,7 @@ check, and the loser reloads incrementally and decides its batch again.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -19,6 +20,7 @@ from uuid import UUID
 
 A = TypeVar("A")
 MAX_BATCH = 512
+MAX_LANES = 1024
 
 
 @dataclass
@@ -86,10 +88,15 @@ class Lanes(Generic[A]):
     appends one batch, settling every command in it, and keeps ``lane.aggregate`` current.
     """
 
-    def __init__(self, run_batch: Callable[[Lane[A], list[Command]], None]) -> None:
+    def __init__(
+        self, run_batch: Callable[[Lane[A], list[Command]], None], max_lanes: int = MAX_LANES
+    ) -> None:
         self._run_batch = run_batch
-        self._lanes: dict[UUID, Lane[A]] = {}
+        # Least recently used first: a long-lived worker keeps the events in play, not every
+        # event it ever touched (nor a lane per unknown id someone tried).
+        self._lanes: OrderedDict[UUID, Lane[A]] = OrderedDict()
         self._lanes_mutex = threading.Lock()
+        self.max_lanes = max_lanes
         self.stats = BatchStats()
 
     def lane(self, aggregate_id: UUID) -> Lane[A]:
@@ -97,13 +104,24 @@ class Lanes(Generic[A]):
             lane = self._lanes.get(aggregate_id)
             if lane is None:
                 lane = self._lanes[aggregate_id] = Lane(aggregate_id)
+                self._evict_idle(keep=aggregate_id)
+            else:
+                self._lanes.move_to_end(aggregate_id)
             return lane
 
-    def forget(self, aggregate_id: UUID) -> None:
-        with self._lanes_mutex:
-            lane = self._lanes.get(aggregate_id)
-            if lane is not None:
-                lane.aggregate = None
+    def _evict_idle(self, keep: UUID) -> None:
+        """Drop the least recently used idle lanes beyond ``max_lanes``. A lane handed out
+        just before its eviction still works: the store's version check (and, across
+        processes, the event lock) keeps two lanes for one event correct, only slower."""
+        for aggregate_id in list(self._lanes):
+            if len(self._lanes) <= self.max_lanes:
+                return
+            candidate = self._lanes[aggregate_id]
+            if aggregate_id != keep and not candidate.busy and not candidate.queue:
+                del self._lanes[aggregate_id]
+
+    def __len__(self) -> int:
+        return len(self._lanes)
 
     def execute(self, aggregate_id: UUID, decide: Callable[[A], Any]) -> Any:
         lane = self.lane(aggregate_id)

@@ -164,3 +164,29 @@ def test_different_aggregates_are_served_in_parallel() -> None:
         answers = list(pool.map(lambda i: lanes.execute(i, lambda _: None), ids))
 
     assert answers == ids
+
+
+def test_idle_lanes_beyond_the_limit_are_evicted_least_recently_used_first() -> None:
+    lanes: Lanes[list[Any]] = Lanes(Recorder(), max_lanes=3)
+    ids = [uuid4() for _ in range(5)]
+    for aggregate_id in ids[:3]:
+        lanes.execute(aggregate_id, lambda state: None)
+    lanes.execute(ids[0], lambda state: None)  # used again: now the most recent
+    for aggregate_id in ids[3:]:
+        lanes.execute(aggregate_id, lambda state: None)
+
+    assert len(lanes) == 3
+    kept = lanes.lane(ids[0])
+    assert lanes.lane(ids[0]) is kept  # still the same lane: it was not evicted
+
+
+def test_a_busy_lane_is_never_evicted() -> None:
+    lanes: Lanes[list[Any]] = Lanes(Recorder(), max_lanes=1)
+    busy = lanes.lane(uuid4())
+    busy.busy = True
+    lanes.lane(uuid4())
+    newest = lanes.lane(uuid4())
+
+    assert len(lanes) == 2  # the idle middle one went; the busy and the newest stay
+    assert lanes.lane(busy.aggregate_id) is busy
+    assert lanes.lane(newest.aggregate_id) is newest
