@@ -47,7 +47,7 @@ def bearer_claims() -> dict[str, Any]:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            g.bearer_error = _missing("no bearer token")
+            g.bearer_error = _missing()
         else:
             try:
                 claims = decode_token(token.strip())
@@ -55,9 +55,9 @@ def bearer_claims() -> dict[str, Any]:
                     raise InvalidTokenError("not an access token")
                 g.bearer_claims = claims
             except ExpiredSignatureError:
-                g.bearer_error = _expired({}, {})
+                g.bearer_error = _expired()
             except (InvalidTokenError, JWTExtendedException, ValueError, KeyError):
-                g.bearer_error = _invalid("undecodable token")
+                g.bearer_error = _invalid()
     return g.bearer_claims
 
 
@@ -69,9 +69,9 @@ def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
         claims = bearer_claims()
         if claims is None:
             return g.bearer_error
-        user = _load_user({}, claims)
+        user = _load_user(claims)
         if user is None:
-            return _revoked_user({}, claims)
+            return _revoked_user()
         g.current_user = user
         return view(*args, **kwargs)
 
@@ -107,7 +107,7 @@ def require_self_or_manager(user: UserView, subject_id: str, organizer_id: str |
 
 
 # ------------------------------------------------------------ refusals
-def _load_user(_header: dict[str, Any], claims: dict[str, Any]) -> UserView | None:
+def _load_user(claims: dict[str, Any]) -> UserView | None:
     try:
         user = backend.service().get_user(str(claims["sub"]))
     except UserNotFound:
@@ -118,21 +118,21 @@ def _load_user(_header: dict[str, Any], claims: dict[str, Any]) -> UserView | No
     return user
 
 
-def _revoked_user(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+def _revoked_user() -> Response:
     return _unauthorized(
         "This token is no longer valid (the account changed or was deleted); log in again."
     )
 
 
-def _expired(_header: dict[str, Any], _claims: dict[str, Any]) -> Response:
+def _expired() -> Response:
     return _unauthorized("The token has expired; log in again.", "token_expired")
 
 
-def _invalid(_reason: str) -> Response:
+def _invalid() -> Response:
     return _unauthorized("The token is invalid.")
 
 
-def _missing(_reason: str) -> Response:
+def _missing() -> Response:
     return _unauthorized("A bearer token is required (Authorization: Bearer <token>).")
 
 

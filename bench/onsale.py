@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
@@ -223,15 +224,8 @@ def summarise(responses: list[Response], elapsed: float) -> dict[str, Any]:
         "p90_ms": percentile(latencies, 0.90),
         "p99_ms": percentile(latencies, 0.99),
         "status_5xx": sum(r.status >= 500 for r in responses),
-        "statuses": dict(sorted(_count(r.status for r in responses).items())),
+        "statuses": dict(sorted(Counter(r.status for r in responses).items())),
     }
-
-
-def _count(values: Any) -> dict[Any, int]:
-    counts: dict[Any, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
 
 
 # ----------------------------------------------------------------- verification

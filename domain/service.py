@@ -273,7 +273,13 @@ class TicketingService(AccountCommands, Application[UUID]):
             raise
 
     def _execute_and_view(self, event_id: UUID, decide: Callable[[Event], None]) -> EventView:
-        return self._execute(event_id, lambda event: (decide(event), EventView.of(event))[1])
+        """Run ``decide``, then answer with the event as that command left it."""
+
+        def decide_and_view(event: Event) -> EventView:
+            decide(event)
+            return EventView.of(event)
+
+        return self._execute(event_id, decide_and_view)
 
     def _run_batch(self, lane: Lane[Event], commands: list[Command]) -> None:
         """Decide a batch on one state and append it as one transaction; retry on conflict.

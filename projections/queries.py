@@ -104,12 +104,6 @@ class ReadModel:
         )
         return _page(rows, limit, status_of, lambda r: (iso(r["created_at"]), r["event_id"]))
 
-    def organizer_of(self, event_id: str) -> str | None:
-        rows = self.database.query(
-            "SELECT organizer_id FROM event_status WHERE event_id = ?", [event_id]
-        )
-        return rows[0]["organizer_id"] if rows else None
-
     # -------------------------------------------------------- queue/bookings
     def waitlist(self, event_id: str, limit: int, cursor: str | None) -> tuple[list, str | None]:
         after = decode_cursor(cursor, int)[0] if cursor else -1

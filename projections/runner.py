@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,8 +60,6 @@ class ProjectionRunner:
         self.poll_interval = poll_interval
         self.suffix = suffix
         self.tracking_name = tracking_name
-        self.latencies: deque[float] = deque(maxlen=20_000)
-        self.applied = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._caught_up = threading.Condition()
@@ -103,7 +100,8 @@ class ProjectionRunner:
             if n.topic.startswith(EVENT_TOPIC_PREFIX)
         ]
         events = [e for e in events if projector.is_ticketing_event(e)]
-        rows = Rows(RowStore(cursor, self.suffix).load)
+        store = RowStore(cursor, self.suffix)
+        rows = Rows(store.load)
         keys: dict[str, list[Any]] = {}
         for domain_event in events:
             for table, table_keys in projector.referenced_keys(domain_event).items():
@@ -112,13 +110,9 @@ class ProjectionRunner:
             rows.prefetch(table, table_keys)
         for domain_event in events:
             projector.apply(rows, domain_event)
-        store = RowStore(cursor, self.suffix)
         for table in projector.PRIMARY_KEYS:
             store.upsert(table, rows.changed(table))
         self._save_position(cursor, notifications[-1].id)
-        now = datetime.now(UTC)
-        self.latencies.extend((now - e.timestamp).total_seconds() for e in events)
-        self.applied += len(notifications)
         return len(notifications)
 
     def lock_position(self, cursor: Cursor) -> int:
@@ -232,14 +226,6 @@ class ProjectionRunner:
             with self._caught_up:
                 self._caught_up.wait(min(remaining, 0.05))
         return True
-
-    def latency_percentiles(self) -> dict[str, float]:
-        """Commit-to-read-model delay of recently applied events, in milliseconds."""
-        values = sorted(self.latencies)
-        if not values:
-            return {}
-        pick = lambda q: values[min(len(values) - 1, int(q * len(values)))] * 1000  # noqa: E731
-        return {"p50": pick(0.50), "p90": pick(0.90), "p99": pick(0.99), "count": len(values)}
 
 
 def measure_lag(
