@@ -132,7 +132,7 @@ class PostgresEventLocks:
             # process forever: waiting past this is a store error (retried, then 503).
             kwargs={"autocommit": True, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
             open=True,
-            timeout=5,
+            timeout=2,  # a lock connection not to be had soon is a store error: retried
         )
 
     @contextmanager

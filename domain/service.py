@@ -101,6 +101,9 @@ class TicketingService(AccountCommands, Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self.max_attempts = int(self.env.get("COMMAND_MAX_ATTEMPTS") or 20)
+        # Retries stop after this long even with attempts left: while the store restarts,
+        # pools wait for connections and twenty attempts could keep a caller for a minute.
+        self.command_deadline = float(self.env.get("COMMAND_DEADLINE_SECONDS") or 4)
         # A snapshot of an on-sale's state (30,000 holders) takes ~70 ms to encode and store,
         # inside the lane; every 10,000 events keeps that off the p99 while a cold load
         # still replays at most 10,000 events after the snapshot (~0.2 s).
@@ -294,7 +297,10 @@ class TicketingService(AccountCommands, Application[UUID]):
         """
         pending = list(commands)
         unconfirmed: UnconfirmedAppend | None = None
+        deadline = time.monotonic() + self.command_deadline
         for attempt in range(self.max_attempts):
+            if attempt and time.monotonic() > deadline:
+                break  # a client waiting longer would give up anyway: answer busy instead
             try:
                 with self.event_locks.exclusive(lane.aggregate_id) as head_version:
                     if unconfirmed is not None and self._was_stored(unconfirmed):

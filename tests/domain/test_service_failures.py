@@ -156,3 +156,21 @@ def test_an_append_whose_acknowledgement_was_lost_answers_its_own_outcome(
     assert stored == ["EventInitialized", "TicketBooked"]
     assert service.book(event_id, "bob").quantity == 1  # the lane's state is the stored one
     assert bookings(service.get_event(event_id)) == {"ann": 1, "bob": 1}
+
+
+def test_retries_stop_at_the_command_deadline_even_with_attempts_left(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
+    service.book(event_id, "ann")
+    service.max_attempts = 10_000
+    service.command_deadline = 0.3
+    failing_appends(service, 10_000, OperationalError("server is starting up"), monkeypatch)
+
+    started = time.monotonic()
+    with pytest.raises(ServiceBusy):
+        service.book(event_id, "bob")
+
+    assert time.monotonic() - started < 2
