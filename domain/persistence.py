@@ -8,12 +8,15 @@ URL into the eventsourcing library's environment; nothing else reads the URL's p
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ticketing.db"
 
@@ -105,69 +108,131 @@ def eventsourcing_env(db: Database, *, create_tables: bool, pool_size: int = 5) 
 LOCK_TIMEOUT_MS = 5000
 
 
-class PostgresEventLocks:
-    """One writer per ticketed event across processes, by PostgreSQL advisory lock.
+@dataclass
+class Turn:
+    """A leader's exclusive turn on one event's stream.
+
+    ``missing`` holds the events stored after the leader's cached version (``None`` when the
+    store cannot tell cheaply: the leader then catches up by itself); ``append`` stores a
+    batch and returns its notification ids, in order.
+    """
+
+    missing: list[StoredEvent] | None
+    append: Callable[[list[StoredEvent]], Sequence[int] | None]
+
+
+class PostgresTurns:
+    """One writer per ticketed event across processes, in two round trips per batch.
 
     Lanes already serialise an event's commands inside a process; this extends that to every
     process sharing the store, so the leaders of two API workers take turns instead of both
-    deciding on the same version and one of them losing the append. It is a fairness and
-    efficiency device only: without it the store's version check still refuses the stale
-    append and the loser retries. This is the one piece of SQL on the write side, kept here
-    beside the rest of the persistence wiring.
+    deciding on the same version and one of them losing the append. A turn is one
+    transaction on a connection of its own:
+
+    1. ``pg_advisory_xact_lock`` on the event, pipelined with the query for anything stored
+       after the leader's cached version (so it fast-forwards without another query);
+    2. the batch: ``LOCK TABLE`` (the same lock the eventsourcing library takes, so that
+       notification ids commit in order), ``INSERT ... RETURNING``, ``NOTIFY`` and
+       ``COMMIT``, pipelined, which also releases the event's lock.
+
+    The lock lives only as long as the transaction, so nothing can leak it. It is a fairness
+    and efficiency device only: the events table's primary key still refuses a stale append
+    (``IntegrityError``) and the loser decides again. This is the one piece of SQL on the
+    write side, kept here beside the rest of the persistence wiring.
     """
 
-    def __init__(self, db: Database, events_table: str, max_connections: int = 8) -> None:
+    def __init__(self, db: Database, recorder: Any, max_connections: int = 8) -> None:
         from psycopg import sql
         from psycopg_pool import ConnectionPool
 
-        self._head_version = sql.SQL(
-            "SELECT max(originator_version) AS head FROM {} WHERE originator_id = %s"
-        ).format(sql.Identifier(events_table))
-
+        table = sql.Identifier(recorder.events_table_name)
+        self._catch_up = sql.SQL(
+            "SELECT originator_version, topic, state FROM {} "
+            "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
+        ).format(table)
+        self._lock_table = sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table)
+        self._insert = sql.SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "RETURNING originator_version, notification_id"
+        ).format(table)
+        self._notify = sql.SQL("NOTIFY {}").format(sql.Identifier(recorder.channel_name))
         self._pool = ConnectionPool(
             db.conninfo(),
             min_size=1,
             max_size=max_connections,
             # A writer that stalls while holding an event's lock must not stall every other
             # process forever: waiting past this is a store error (retried, then 503).
-            kwargs={"autocommit": True, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
+            kwargs={"options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
             open=True,
-            timeout=2,  # a lock connection not to be had soon is a store error: retried
+            timeout=2,  # a connection not to be had soon is a store error: retried
         )
 
     @contextmanager
-    def exclusive(self, aggregate_id: UUID) -> Iterator[int | None]:
-        """Hold the event's lock; yields the stored head version as of holding it, so a
-        leader whose cached state is already at that version can skip its catch-up query."""
+    def turn(self, aggregate_id: UUID, since: int | None) -> Iterator[Turn]:
+        """Hold the event's lock until the turn's append commits (or the turn ends)."""
         import psycopg
-        from eventsourcing.persistence import OperationalError
+        from eventsourcing.persistence import IntegrityError, OperationalError
 
         key = int.from_bytes(aggregate_id.bytes[:8], "big", signed=True)
         try:
             with self._pool.connection() as conn:
-                with conn.pipeline():  # one round trip; the second statement sees the
-                    conn.execute("SELECT pg_advisory_lock(%s)", (key,))  # state after the lock
-                    head = conn.execute(self._head_version, (aggregate_id,))
-                row = head.fetchone()
-                try:
-                    yield row[0] if row else None
-                finally:
-                    if not conn.broken:
-                        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                with conn.pipeline():  # one round trip; the query sees the state after the lock
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                    found = (
+                        conn.execute(self._catch_up, (aggregate_id, since))
+                        if since is not None
+                        else None
+                    )
+                missing = (
+                    None
+                    if found is None
+                    else [
+                        StoredEvent(aggregate_id, version, topic, bytes(state))
+                        for version, topic, state in found.fetchall()
+                    ]
+                )
+                yield Turn(missing, lambda stored: self._append(conn, stored))
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.rollback()  # nothing appended: just let go of the lock
+        except psycopg.IntegrityError as error:
+            raise IntegrityError(str(error)) from error
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-            # A lost lock connection is a transient store error: the batch is retried.
+            # A lost connection is a transient store error: the batch is retried (the server
+            # ends the transaction, and with it the lock).
             raise OperationalError(str(error)) from error
+
+    def _append(self, conn: Any, stored: list[StoredEvent]) -> list[int]:
+        with conn.pipeline():
+            conn.execute(self._lock_table)
+            inserted = conn.execute(
+                self._insert,
+                (
+                    [event.originator_id for event in stored],
+                    [event.originator_version for event in stored],
+                    [event.topic for event in stored],
+                    [event.state for event in stored],
+                ),
+            )
+            conn.execute(self._notify)
+            conn.commit()
+        positions = dict(inserted.fetchall())
+        return [positions[event.originator_version] for event in stored]
 
     def close(self) -> None:
         self._pool.close()
 
 
-class NoEventLocks:
-    """A single process (the embedded SQLite default) needs nothing beyond its lanes."""
+class RecorderTurns:
+    """A single process (the embedded SQLite default) needs nothing beyond its lanes: the
+    library's recorder appends, and its version check refuses a stale append."""
+
+    def __init__(self, recorder: Any) -> None:
+        self._recorder = recorder
 
     @contextmanager
-    def exclusive(self, aggregate_id: UUID) -> Iterator[int | None]:
-        yield None  # head unknown: the leader catches up from the store itself
+    def turn(self, aggregate_id: UUID, since: int | None) -> Iterator[Turn]:
+        yield Turn(None, self._recorder.insert_events)
 
     def close(self) -> None:
         pass

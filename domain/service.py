@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,7 @@ from domain.event import (
 )
 from domain.lanes import Command, Lane, Lanes
 from domain.passwords import Passwords
-from domain.persistence import NoEventLocks, PostgresEventLocks
+from domain.persistence import PostgresTurns, RecorderTurns, Turn
 
 log = logging.getLogger("ticketing.events")
 
@@ -114,10 +114,10 @@ class TicketingService(AccountCommands, Application[UUID]):
         )
         self.lanes: Lanes[Event] = Lanes(self._run_batch)
         self.after_append: list[Callable[[], None]] = []
-        self.event_locks: PostgresEventLocks | NoEventLocks = NoEventLocks()
+        self.turns: PostgresTurns | RecorderTurns = RecorderTurns(self.recorder)
 
     def close(self) -> None:
-        self.event_locks.close()
+        self.turns.close()
         super().close()
 
     # ================================================================ events
@@ -301,8 +301,9 @@ class TicketingService(AccountCommands, Application[UUID]):
         for attempt in range(self.max_attempts):
             if attempt and time.monotonic() > deadline:
                 break  # a client waiting longer would give up anyway: answer busy instead
+            cached = lane.aggregate.version if lane.aggregate is not None else None
             try:
-                with self.event_locks.exclusive(lane.aggregate_id) as head_version:
+                with self.turns.turn(lane.aggregate_id, since=cached) as turn:
                     if unconfirmed is not None and self._was_stored(unconfirmed):
                         # The append whose commit we never heard back about did commit.
                         lane.aggregate = None
@@ -310,7 +311,7 @@ class TicketingService(AccountCommands, Application[UUID]):
                         unconfirmed.settle()
                         return
                     unconfirmed = None
-                    if self._decide_and_append(lane, pending, head_version):
+                    if self._decide_and_append(lane, pending, turn):
                         return
             except UnconfirmedAppend as lost:
                 unconfirmed = lost
@@ -324,9 +325,7 @@ class TicketingService(AccountCommands, Application[UUID]):
         for command in pending:
             command.settle(error=busy)
 
-    def _decide_and_append(
-        self, lane: Lane[Event], pending: list[Command], head_version: int | None = None
-    ) -> bool:
+    def _decide_and_append(self, lane: Lane[Event], pending: list[Command], turn: Turn) -> bool:
         """One attempt: decide every pending command on current state and append the lot.
 
         Returns ``False`` when a command failed with a bug (it is settled with its error and
@@ -335,7 +334,7 @@ class TicketingService(AccountCommands, Application[UUID]):
         during the append itself becomes ``UnconfirmedAppend``, because the commit may have
         happened with only its acknowledgement lost.
         """
-        event = self._current(lane, lane.aggregate_id, head_version)
+        event = self._current(lane, turn)
         lane.aggregate = None
         decided: list[tuple[Command, Any, BaseException | None]] = []
         for command in pending:
@@ -348,12 +347,14 @@ class TicketingService(AccountCommands, Application[UUID]):
                 pending.remove(command)
                 return False
         previous_version = event.version - len(event.pending_events)
-        appended = list(event.pending_events)
+        appended = event.collect_events()
         if appended:
+            stored = [self.mapper.to_stored_event(domain_event) for domain_event in appended]
             try:
-                self.save(event)
+                positions = turn.append(stored)
             except OperationalError as error:
                 raise UnconfirmedAppend(appended, decided) from error
+            _log_appended(appended, positions or [])
         lane.aggregate = event
         for command, outcome, error in decided:  # answer first: a snapshot can take a while
             command.settle(outcome, error)
@@ -388,20 +389,21 @@ class TicketingService(AccountCommands, Application[UUID]):
             )
         self._announce()
 
-    def _current(self, lane: Lane[Event], event_id: UUID, head_version: int | None = None) -> Event:
-        """The lane's aggregate, fast-forwarded past anything other processes appended
-        (no query when the caller already knows the store's head is the cached version)."""
+    def _current(self, lane: Lane[Event], turn: Turn) -> Event:
+        """The lane's aggregate, fast-forwarded past anything other processes appended."""
         event = lane.aggregate
-        if event is not None and head_version is not None and event.version == head_version:
-            return event
         if event is None:
-            loaded = self._find_event(event_id)
+            loaded = self._find_event(lane.aggregate_id)
             if loaded is None:
                 raise EventNotFound("No such event.")
             lane.aggregate = loaded
             return loaded
-        for new_event in self.events.get(event_id, gt=event.version):
-            new_event.mutate(event)
+        if turn.missing is not None:  # the turn already read what was stored since
+            for stored in turn.missing:
+                self.mapper.to_domain_event(stored).mutate(event)
+        else:
+            for new_event in self.events.get(lane.aggregate_id, gt=event.version):
+                new_event.mutate(event)
         return event
 
     def _maybe_snapshot(self, event: Event, previous_version: int) -> None:
@@ -415,17 +417,10 @@ class TicketingService(AccountCommands, Application[UUID]):
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         """Append, and log each appended domain event with its position in the store."""
         recordings = super().save(*objs, **kwargs)
-        for recording in recordings:
-            domain_event = recording.domain_event
-            log.info(
-                "domain event appended",
-                extra={
-                    "event_type": type(domain_event).__name__,
-                    "aggregate_id": str(domain_event.originator_id),
-                    "version": domain_event.originator_version,
-                    "position": recording.notification.id,
-                },
-            )
+        _log_appended(
+            [recording.domain_event for recording in recordings],
+            [recording.notification.id for recording in recordings],
+        )
         return recordings
 
     def _announce(self) -> None:
@@ -451,6 +446,22 @@ class TicketingService(AccountCommands, Application[UUID]):
             raise EventNotFound("No such event.") from None
 
 
+def _log_appended(domain_events: list[Any], positions: Sequence[int]) -> None:
+    """Log each appended domain event with its position in the store."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    for domain_event, position in zip(domain_events, positions, strict=False):
+        log.info(
+            "domain event appended",
+            extra={
+                "event_type": type(domain_event).__name__,
+                "aggregate_id": str(domain_event.originator_id),
+                "version": domain_event.originator_version,
+                "position": position,
+            },
+        )
+
+
 def _booking_not_found() -> Exception:
     return BookingNotFound("No such booking or waitlist entry.")
 
@@ -473,5 +484,5 @@ def open_service(
     env.update(settings)
     service = TicketingService(env)
     if db.is_postgres:
-        service.event_locks = PostgresEventLocks(db, service.recorder.events_table_name)
+        service.turns = PostgresTurns(db, service.recorder)
     return service

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -10,25 +11,46 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 
 from domain.errors import ServiceBusy
 from domain.event import Idempotency
+from domain.persistence import Turn
 from domain.service import TicketingService
 from tests.domain.support import ORGANIZER, bookings
+
+
+def wrap_appends(
+    service: TicketingService,
+    monkeypatch: pytest.MonkeyPatch,
+    wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
+) -> None:
+    """Wrap every append: the recorder's (SQLite, new events, accounts) and the event
+    writer's turns (PostgreSQL lanes append on the turn's own connection)."""
+    recorder = service.events.recorder
+    monkeypatch.setattr(recorder, "insert_events", wrap(recorder.insert_events))
+    real_turn = service.turns.turn
+
+    @contextmanager
+    def turn(aggregate_id: Any, since: int | None) -> Iterator[Turn]:
+        with real_turn(aggregate_id, since) as real:
+            yield Turn(real.missing, wrap(real.append))
+
+    monkeypatch.setattr(service.turns, "turn", turn)
 
 
 def failing_appends(
     service: TicketingService, failures: int, error: Exception, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[], int]:
     """Make the next ``failures`` appends raise ``error`` without writing; returns a counter."""
-    recorder = service.events.recorder
-    real_insert = recorder.insert_events
     calls = {"failed": 0}
 
-    def insert_events(stored_events: Any, **kwargs: Any) -> Any:
-        if calls["failed"] < failures:
-            calls["failed"] += 1
-            raise error
-        return real_insert(stored_events, **kwargs)
+    def wrap(real_append: Callable[..., Any]) -> Callable[..., Any]:
+        def append(stored_events: Any, **kwargs: Any) -> Any:
+            if calls["failed"] < failures:
+                calls["failed"] += 1
+                raise error
+            return real_append(stored_events, **kwargs)
 
-    monkeypatch.setattr(recorder, "insert_events", insert_events)
+        return append
+
+    wrap_appends(service, monkeypatch, wrap)
     return lambda: calls["failed"]
 
 
@@ -136,18 +158,19 @@ def test_an_append_whose_acknowledgement_was_lost_answers_its_own_outcome(
     service: TicketingService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
-    recorder = service.events.recorder
-    real_insert = recorder.insert_events
     lost = {"count": 0}
 
-    def commit_then_lose_the_answer(stored_events: Any, **kwargs: Any) -> Any:
-        result = real_insert(stored_events, **kwargs)
-        if not lost["count"]:
-            lost["count"] += 1
-            raise OperationalError("server closed the connection unexpectedly")
-        return result
+    def wrap(real_append: Callable[..., Any]) -> Callable[..., Any]:
+        def commit_then_lose_the_answer(stored_events: Any, **kwargs: Any) -> Any:
+            result = real_append(stored_events, **kwargs)
+            if not lost["count"]:
+                lost["count"] += 1
+                raise OperationalError("server closed the connection unexpectedly")
+            return result
 
-    monkeypatch.setattr(recorder, "insert_events", commit_then_lose_the_answer)
+        return commit_then_lose_the_answer
+
+    wrap_appends(service, monkeypatch, wrap)
 
     outcome = service.book(event_id, "ann")  # not AlreadyBooked by its own committed write
 

@@ -11,7 +11,7 @@ import pytest
 
 from domain.errors import ServiceBusy
 from domain.event import Event
-from domain.persistence import NoEventLocks
+from domain.persistence import RecorderTurns
 from domain.service import TicketingService, open_service
 from tests.conftest import FAST_HASHING
 from tests.domain.support import ORGANIZER, bookings, queue
@@ -73,8 +73,8 @@ def test_a_stale_instance_loses_the_version_race_then_decides_again(
 ) -> None:
     # The cross-process lock (PostgreSQL) makes this race rare; the store's version check is
     # what makes it harmless. Take the second writer out of the lock protocol to force it.
-    second.event_locks.close()
-    second.event_locks = NoEventLocks()
+    second.turns.close()
+    second.turns = RecorderTurns(second.recorder)
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=1).id
     service.book(event_id, "warm-up")  # the first instance caches the event
     service.cancel("warm-up", event_id=event_id)
