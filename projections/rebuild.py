@@ -4,6 +4,11 @@ The rebuild projects into fresh ``*_rebuild`` tables with the same code as the l
 then, holding the live tracking row's lock (so the live runner pauses), applies the last few
 events and swaps the tables in one transaction. Readers see the old tables until the commit
 and the new ones after it.
+
+On PostgreSQL the indexes are built on the ``*_rebuild`` tables before the swap, under
+suffixed names, after the bulk load (cheaper than maintaining them during it). The swap locks
+the live tables against readers, so there it only drops and renames tables and renames
+indexes: catalogue changes, not index builds, are what readers wait for.
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ from collections.abc import Callable
 from typing import TextIO
 
 from domain.service import TicketingService, open_service
+from projections.db import Cursor
 from projections.runner import LIVE, ProjectionRunner
 from projections.schema import (
-    INDEX_STATEMENTS,
+    INDEXES,
     REBUILD_SUFFIX,
     TABLES,
     TRACKING_TABLE,
     create_views,
+    index_statements,
+    primary_key_index,
     table_statements,
     tracking_statement,
 )
@@ -58,6 +66,8 @@ def rebuild(
                 break
             done += applied
             report(runner.position())
+        if runner.database.is_postgres:
+            _build_rebuild_indexes(runner)
         _swap(runner)
         if progress:
             out.write("\n")
@@ -72,10 +82,26 @@ def _prepare(runner: ProjectionRunner) -> None:
     with runner.database.transaction(immediate=True) as cursor:
         for table in TABLES:
             cursor.execute(f"DROP TABLE IF EXISTS {table}{REBUILD_SUFFIX}")
+        if cursor.postgres:
+            # Earlier rebuilds left the live primary keys named after the rebuild tables
+            # (event_status_rebuild_pkey); give them back theirs, or the new rebuild tables'
+            # keys would get other names than the ones the swap renames.
+            for table in TABLES:
+                cursor.execute(
+                    f"ALTER INDEX IF EXISTS {primary_key_index(table + REBUILD_SUFFIX)} "
+                    f"RENAME TO {primary_key_index(table)}"
+                )
         for statement in table_statements(cursor.postgres, REBUILD_SUFFIX):
             cursor.execute(statement)
         cursor.execute(tracking_statement(cursor.postgres))
         cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = ?", [REBUILD])
+
+
+def _build_rebuild_indexes(runner: ProjectionRunner) -> None:
+    """Index the rebuild tables while only the rebuild uses them (no live lock held)."""
+    with runner.database.transaction() as cursor:
+        for statement in index_statements(REBUILD_SUFFIX):
+            cursor.execute(statement)
 
 
 def _swap(runner: ProjectionRunner) -> None:
@@ -94,11 +120,26 @@ def _swap(runner: ProjectionRunner) -> None:
         for table in TABLES:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
             cursor.execute(f"ALTER TABLE {table}{REBUILD_SUFFIX} RENAME TO {table}")
-        for statement in INDEX_STATEMENTS:
-            cursor.execute(statement)
+        if cursor.postgres:
+            _rename_rebuild_indexes(cursor)
+        else:
+            # SQLite cannot rename an index, so they are built here under their live names: in
+            # WAL mode readers keep reading the old tables meanwhile, only writers wait.
+            for statement in index_statements():
+                cursor.execute(statement)
         create_views(cursor)
         cursor.execute(f"UPDATE {TRACKING_TABLE} SET position = ? WHERE name = ?", [position, LIVE])
         cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = ?", [REBUILD])
+
+
+def _rename_rebuild_indexes(cursor: Cursor) -> None:
+    for table in TABLES:
+        cursor.execute(
+            f"ALTER INDEX {primary_key_index(table + REBUILD_SUFFIX)} "
+            f"RENAME TO {primary_key_index(table)}"
+        )
+    for name, _table, _columns in INDEXES:
+        cursor.execute(f"ALTER INDEX {name}{REBUILD_SUFFIX} RENAME TO {name}")
 
 
 def _progress_printer(total: int, out: TextIO) -> Callable[[int], None]:

@@ -88,14 +88,29 @@ def table_statements(postgres: bool, suffix: str = "") -> list[str]:
     ]
 
 
-INDEX_STATEMENTS = [
-    "CREATE INDEX IF NOT EXISTS event_status_created ON event_status (created_at, event_id)",
-    "CREATE INDEX IF NOT EXISTS bookings_event ON bookings (event_id, status, booked_at)",
-    "CREATE INDEX IF NOT EXISTS bookings_user ON bookings (user_id)",
-    "CREATE INDEX IF NOT EXISTS waiting_list_queue ON waiting_list (event_id, status, queue_seq)",
-    "CREATE INDEX IF NOT EXISTS waiting_list_user ON waiting_list (user_id)",
-    "CREATE INDEX IF NOT EXISTS user_holdings_event ON user_holdings (event_id, status)",
-]
+# (name, table, columns): the single definition of the read models' secondary indexes.
+INDEXES = (
+    ("event_status_created", "event_status", "created_at, event_id"),
+    ("bookings_event", "bookings", "event_id, status, booked_at"),
+    ("bookings_user", "bookings", "user_id"),
+    ("waiting_list_queue", "waiting_list", "event_id, status, queue_seq"),
+    ("waiting_list_user", "waiting_list", "user_id"),
+    ("user_holdings_event", "user_holdings", "event_id, status"),
+)
+
+
+def index_statements(suffix: str = "") -> list[str]:
+    """The indexes of the ``suffix`` tables, each named after its live index plus ``suffix``."""
+    return [
+        f"CREATE INDEX IF NOT EXISTS {name}{suffix} ON {table}{suffix} ({columns})"
+        for name, table, columns in INDEXES
+    ]
+
+
+def primary_key_index(table: str) -> str:
+    """PostgreSQL's name for the index behind ``table``'s primary key, which is unnamed."""
+    return f"{table}_pkey"
+
 
 VIEW_STATEMENTS = [
     """CREATE VIEW waiting_list_positions AS
@@ -131,7 +146,7 @@ def migrate(database_url: str | None = None) -> None:
             for statement in table_statements(database.is_postgres):
                 cursor.execute(statement)
             cursor.execute(tracking_statement(database.is_postgres))
-            for statement in INDEX_STATEMENTS:
+            for statement in index_statements():
                 cursor.execute(statement)
             create_views(cursor)
     finally:
