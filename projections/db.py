@@ -119,15 +119,6 @@ class Cursor:
                 return cur.rowcount
         return self.conn.execute(sql, params).rowcount
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
-        if self.postgres:
-            with self.conn.cursor() as cur:
-                cur.executemany(self._sql(sql), rows)
-        else:
-            self.conn.executemany(sql, rows)
-
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         if self.postgres:
             with self.conn.cursor() as cur:

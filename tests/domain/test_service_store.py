@@ -93,6 +93,35 @@ def test_a_stale_instance_loses_the_version_race_then_decides_again(
     assert bookings(event) == {"bob": 1} and queue(event) == [("ann", 1)]
 
 
+def test_a_turn_whose_append_is_refused_lets_go_of_the_events_lock(postgres_url: str) -> None:
+    # The turn's lock is a session lock: a refused append (here a writer outside the lock
+    # protocol took the version first) must not leave it held on the pooled connection.
+    first = open_service(postgres_url, create_tables=True, **FAST_HASHING)
+    outsider = open_service(postgres_url, **FAST_HASHING)
+    outsider.turns.close()
+    outsider.turns = RecorderTurns(outsider.recorder)
+    third = open_service(postgres_url, COMMAND_MAX_ATTEMPTS="1", **FAST_HASHING)
+    try:
+        event_id = first.create_event(ORGANIZER, "Gig", total_tickets=4).id
+        first.book(event_id, "warm-up")  # the first instance caches the event
+        interleaved: list[str] = []
+
+        def decide(event: Event) -> Any:
+            if not interleaved:  # between the first's turn and its append, the outsider books
+                interleaved.append(outsider.book(event_id, "bob").booking_id or "")
+            return event.book("ann", 1)
+
+        first.lanes.execute(UUID(event_id), decide)
+        assert first.lanes.stats.conflicts == 1
+
+        # Another instance gets its turn at once (one attempt; a leaked lock would time out).
+        assert third.book(event_id, "cat").quantity == 1
+        assert bookings(replayed(first, event_id)) == {"warm-up": 1, "bob": 1, "ann": 1, "cat": 1}
+    finally:
+        for instance in (first, outsider, third):
+            instance.close()
+
+
 def test_instances_racing_on_one_event_take_turns_without_conflicts_on_postgres(
     postgres_url: str,
 ) -> None:
