@@ -7,8 +7,10 @@ Each run starts its own stack on a fresh database (``ticketing migrate``, ``tick
 --workers N --projector external``, ``ticketing project``), creates the users through the
 application service (not timed), then times the HTTP phase: every user books once over
 ``--connections`` keep-alive connections while status readers poll alongside, then
-``--cancellations`` holders cancel. It verifies the outcome from the API and from the store
-and fails loudly (exit 1) when anything is off. Finally it runs a trivial Flask+JWT endpoint
+``--cancellations`` holders cancel, and finally every connection polls the event's status
+for ``--read-seconds`` (read capacity on its own). Rate limits live in Redis, shared by the
+workers as in production. It verifies the outcome from the API and from the store and fails
+loudly (exit 1) when anything is off. Finally it runs a trivial Flask+JWT endpoint
 under the same gunicorn settings and states our throughput as a fraction of that ceiling.
 """
 
@@ -346,6 +348,7 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "JWT_SECRET_KEY": secret,
         "RATE_LIMIT_DEFAULT": "10000000 per minute",
         "RATE_LIMIT_AUTH": "10000000 per minute",
+        "RATELIMIT_STORAGE_URI": args.ratelimit_storage,
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": os.pathsep.join(
             filter(
@@ -414,6 +417,16 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
                 "the promoted users are not the first N of the queue",
             )
             store = verify_store_fifo(verdict, args.database_url, event_id)
+            # Read capacity on its own: every connection polls the status for a while.
+            stop_reads = asyncio.Event()
+            asyncio.get_running_loop().call_later(args.read_seconds, stop_reads.set)
+            reads_alone, reads_alone_elapsed = await poll_status(
+                base_url,
+                f"/api/status/{event_id}",
+                organizer_token,
+                args.connections,
+                stop_reads,
+            )
             queue_after = await fetch_queue(base_url, event_id, organizer_token)
             verdict.check(
                 [e["userId"] for e in queue_after]
@@ -424,6 +437,7 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
                 "event_id": event_id,
                 "booking": summarise(booking["responses"], booking["elapsed"]),
                 "status_reads_per_second": booking["reads"] / booking["read_elapsed"],
+                "status_reads_alone_per_second": reads_alone / reads_alone_elapsed,
                 "cancellation": summarise(cancels, cancel_elapsed),
                 "lag_ms": {
                     "p50": percentile(lag_samples, 0.5),
@@ -486,6 +500,23 @@ def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
         server.wait(20)
 
 
+def require_redis(storage_uri: str) -> None:
+    """The server would quietly fall back to per-worker memory limits: refuse to measure that."""
+    from urllib.parse import urlsplit
+
+    if not storage_uri.startswith("redis"):
+        return
+    parts = urlsplit(storage_uri)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2).close()
+    except OSError as error:
+        raise SystemExit(
+            f"Redis at {storage_uri} is not reachable ({error}): start it "
+            "(bash -c 'source .ci/services.sh && ensure_redis') or pass "
+            "--ratelimit-storage memory://"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -496,11 +527,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cancellations", type=int, default=1_000)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--readers", type=int, default=4, help="status-polling connections")
+    parser.add_argument(
+        "--read-seconds", type=float, default=10, help="length of the status-only read phase"
+    )
+    parser.add_argument(
+        "--ratelimit-storage",
+        default="redis://127.0.0.1:6379/0",
+        help="RATELIMIT_STORAGE_URI of the server (shared by its workers, as in production)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args(argv)
+    require_redis(args.ratelimit_storage)
 
     results = []
     for run in range(1, args.runs + 1):
@@ -510,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"run {run}: {b['per_second']:,.0f} bookings/s, p50 {b['p50_ms']:.1f} ms, "
             f"p99 {b['p99_ms']:.1f} ms, 5xx {b['status_5xx']}, statuses {b['statuses']}; "
-            f"status reads {result['status_reads_per_second']:,.0f}/s; "
+            f"status reads {result['status_reads_per_second']:,.0f}/s alongside, "
+            f"{result['status_reads_alone_per_second']:,.0f}/s alone; "
             f"lag p99 {result['lag_ms']['p99']:.0f} ms; "
             f"cancellations {result['cancellation']['per_second']:,.0f}/s "
             f"p99 {result['cancellation']['p99_ms']:.1f} ms; metrics {result['metrics']}; "
