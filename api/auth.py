@@ -84,7 +84,7 @@ def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
             return g.bearer_error
         user = _load_user(claims)
         if user is None:
-            return _revoked_user()
+            return revoked_user()
         g.current_user = user
         return view(*args, **kwargs)
 
@@ -131,7 +131,8 @@ def _load_user(claims: dict[str, Any]) -> UserView | None:
     return user
 
 
-def _revoked_user() -> Response:
+def revoked_user() -> Response:
+    """401 for a token whose account changed or went away (also mid-request)."""
     return _unauthorized(
         "This token is no longer valid (the account changed or was deleted); log in again."
     )

@@ -153,16 +153,14 @@ class AccountCommands:
         return self._retry_on_conflict(attempt)
 
     def delete_user(self, user_id: str, held_event_ids: Iterable[str]) -> None:
-        """Cancel the user's holdings (freed seats go to the queues), then close the account."""
+        """Cancel the user's holdings (freed seats go to the queues), then close the account.
+
+        A booking already past its token check can still commit after the holdings were
+        read: the caller then releases what ``held_event_ids`` shows once more (bookings
+        that commit after the deletion are released by the lane that appends them).
+        """
         self._user(user_id)
-        for event_id in held_event_ids:
-            event = self._find_event(self._event_uuid(event_id))
-            if event is None or user_id not in event.holders:
-                continue
-            try:
-                self.cancel(user_id, event_id=event_id)
-            except BookingNotFound:
-                pass  # cancelled meanwhile (e.g. by the organizer): nothing left to release
+        self.release_holdings(user_id, held_event_ids)
 
         def attempt() -> None:
             user = self._user(user_id)
@@ -174,6 +172,17 @@ class AccountCommands:
             self.save(user, *[release for release in releases if release is not None])
 
         self._retry_on_conflict(attempt)
+
+    def release_holdings(self, user_id: str, event_ids: Iterable[str]) -> None:
+        """Cancel whatever ``user_id`` holds in these events."""
+        for event_id in event_ids:
+            event = self._find_event(self._event_uuid(event_id))
+            if event is None or user_id not in event.holders:
+                continue
+            try:
+                self.cancel(user_id, event_id=event_id)
+            except BookingNotFound:
+                pass  # cancelled meanwhile (e.g. by the organizer): nothing left to release
 
     def set_role(self, user_id: str, role: str, grant: bool) -> UserView:
         if role not in GRANTABLE_ROLES:

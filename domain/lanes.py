@@ -28,6 +28,9 @@ class Command:
     """A queued command: ``decide`` runs against the aggregate and returns the outcome."""
 
     decide: Callable[[Any], Any]
+    # The account the command presumes (a booking's holder): if that account turns out to
+    # have been deleted when the batch commits, the command's effects are compensated.
+    actor: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
     outcome: Any = None
     error: BaseException | None = None
@@ -123,9 +126,11 @@ class Lanes(Generic[A]):
     def __len__(self) -> int:
         return len(self._lanes)
 
-    def execute(self, aggregate_id: UUID, decide: Callable[[A], Any]) -> Any:
+    def execute(
+        self, aggregate_id: UUID, decide: Callable[[A], Any], actor: str | None = None
+    ) -> Any:
         lane = self.lane(aggregate_id)
-        command = Command(decide)
+        command = Command(decide, actor)
         with lane.mutex:
             lane.queue.append(command)
             if not lane.busy:

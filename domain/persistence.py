@@ -108,17 +108,32 @@ def eventsourcing_env(db: Database, *, create_tables: bool, pool_size: int = 5) 
 LOCK_TIMEOUT_MS = 5000
 
 
+@dataclass(frozen=True)
+class Watch:
+    """Streams to look at as an append commits: which of them hold an event of ``topic``."""
+
+    ids: list[UUID]
+    topic: str
+
+
+@dataclass(frozen=True)
+class Appended:
+    positions: Sequence[int]  # the notification ids of the appended events, in order
+    watched: set[UUID]  # the watched streams holding an event of the watched topic
+
+
 @dataclass
 class Turn:
     """A leader's exclusive turn on one event's stream.
 
     ``missing`` holds the events stored after the leader's cached version (``None`` when the
-    store cannot tell cheaply: the leader then catches up by itself); ``append`` stores a
-    batch and returns its notification ids, in order.
+    store cannot tell cheaply: the leader then catches up by itself). ``append`` stores a
+    batch and, serialised with every other append, checks the watched streams: whatever
+    committed before the batch is seen, whatever commits after it will see the batch.
     """
 
     missing: list[StoredEvent] | None
-    append: Callable[[list[StoredEvent]], Sequence[int] | None]
+    append: Callable[..., Appended]
 
 
 class PostgresTurns:
@@ -157,6 +172,9 @@ class PostgresTurns:
             "RETURNING originator_version, notification_id"
         ).format(table)
         self._notify = sql.SQL("NOTIFY {}").format(sql.Identifier(recorder.channel_name))
+        self._watched = sql.SQL(
+            "SELECT DISTINCT originator_id FROM {} WHERE originator_id = ANY(%s) AND topic = %s"
+        ).format(table)
         self._pool = ConnectionPool(
             db.conninfo(),
             min_size=1,
@@ -192,7 +210,7 @@ class PostgresTurns:
                         for version, topic, state in found.fetchall()
                     ]
                 )
-                yield Turn(missing, lambda stored: self._append(conn, stored))
+                yield Turn(missing, lambda stored, watch=None: self._append(conn, stored, watch))
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     conn.rollback()  # nothing appended: just let go of the lock
         except psycopg.IntegrityError as error:
@@ -202,9 +220,12 @@ class PostgresTurns:
             # ends the transaction, and with it the lock).
             raise OperationalError(str(error)) from error
 
-    def _append(self, conn: Any, stored: list[StoredEvent]) -> list[int]:
+    def _append(self, conn: Any, stored: list[StoredEvent], watch: Watch | None) -> Appended:
         with conn.pipeline():
             conn.execute(self._lock_table)
+            # Under the table lock: an append of a watched stream is either committed (seen
+            # here) or waits for this commit (and its writer will see this batch).
+            watched = conn.execute(self._watched, (watch.ids, watch.topic)) if watch else None
             inserted = conn.execute(
                 self._insert,
                 (
@@ -217,7 +238,10 @@ class PostgresTurns:
             conn.execute(self._notify)
             conn.commit()
         positions = dict(inserted.fetchall())
-        return [positions[event.originator_version] for event in stored]
+        return Appended(
+            [positions[event.originator_version] for event in stored],
+            {row[0] for row in watched.fetchall()} if watched else set(),
+        )
 
     def close(self) -> None:
         self._pool.close()
@@ -232,7 +256,17 @@ class RecorderTurns:
 
     @contextmanager
     def turn(self, aggregate_id: UUID, since: int | None) -> Iterator[Turn]:
-        yield Turn(None, self._recorder.insert_events)
+        yield Turn(None, self._append)
+
+    def _append(self, stored: list[StoredEvent], watch: Watch | None = None) -> Appended:
+        positions = self._recorder.insert_events(stored) or []
+        # After the commit: SQLite serialises writers, so a watched append that commits
+        # later will see this batch, and one that committed earlier is seen here.
+        watched = set()
+        for stream in watch.ids if watch else []:
+            if any(e.topic == watch.topic for e in self._recorder.select_events(stream)):
+                watched.add(stream)
+        return Appended(positions, watched)
 
     def close(self) -> None:
         pass

@@ -26,6 +26,7 @@ from domain.errors import (
     EventNotFound,
     InvalidCommand,
     ServiceBusy,
+    UserNotFound,
 )
 from domain.event import (
     BookingOutcome,
@@ -36,7 +37,8 @@ from domain.event import (
 )
 from domain.lanes import Command, Lane, Lanes
 from domain.passwords import Passwords
-from domain.persistence import PostgresTurns, RecorderTurns, Turn
+from domain.persistence import PostgresTurns, RecorderTurns, Turn, Watch
+from domain.user import User
 
 log = logging.getLogger("ticketing.events")
 
@@ -174,6 +176,7 @@ class TicketingService(AccountCommands, Application[UUID]):
         return self._execute(
             self._event_uuid(event_id),
             lambda event: event.book(user_id, quantity, idempotency),
+            actor=user_id,
         )
 
     def cancel(
@@ -267,9 +270,10 @@ class TicketingService(AccountCommands, Application[UUID]):
         event_id: UUID,
         decide: Callable[[Event], Any],
         missing: Callable[[], Exception] | None = None,
+        actor: str | None = None,
     ) -> Any:
         try:
-            return self.lanes.execute(event_id, decide)
+            return self.lanes.execute(event_id, decide, actor)
         except EventNotFound:
             if missing is not None:
                 raise missing() from None
@@ -296,6 +300,11 @@ class TicketingService(AccountCommands, Application[UUID]):
         caller gets ``ServiceBusy``. Any other error reaches the callers of the batch.
         """
         pending = list(commands)
+        while pending:  # a committed batch may call for compensations: a batch of their own
+            pending = self._attempt_batch(lane, pending)
+
+    def _attempt_batch(self, lane: Lane[Event], pending: list[Command]) -> list[Command]:
+        """Decide and append ``pending`` (retrying as above); returns follow-up commands."""
         unconfirmed: UnconfirmedAppend | None = None
         deadline = time.monotonic() + self.command_deadline
         for attempt in range(self.max_attempts):
@@ -309,10 +318,11 @@ class TicketingService(AccountCommands, Application[UUID]):
                         lane.aggregate = None
                         self._announce()
                         unconfirmed.settle()
-                        return
+                        return []
                     unconfirmed = None
-                    if self._decide_and_append(lane, pending, turn):
-                        return
+                    follow_up = self._decide_and_append(lane, pending, turn)
+                    if follow_up is not None:
+                        return follow_up
             except UnconfirmedAppend as lost:
                 unconfirmed = lost
                 self.lanes.stats.record_store_error()
@@ -324,12 +334,16 @@ class TicketingService(AccountCommands, Application[UUID]):
         busy = ServiceBusy("The event is busy, please retry.")
         for command in pending:
             command.settle(error=busy)
+        return []
 
-    def _decide_and_append(self, lane: Lane[Event], pending: list[Command], turn: Turn) -> bool:
+    def _decide_and_append(
+        self, lane: Lane[Event], pending: list[Command], turn: Turn
+    ) -> list[Command] | None:
         """One attempt: decide every pending command on current state and append the lot.
 
-        Returns ``False`` when a command failed with a bug (it is settled with its error and
-        removed from ``pending``) so the rest must be decided again on clean state. A refused
+        Returns the compensations the commit calls for (see ``_closed_accounts``), or ``None``
+        when a command failed with a bug (it is settled with its error and removed from
+        ``pending``) so the rest must be decided again on clean state. A refused
         append (``IntegrityError``) or a store error propagates to be retried; a store error
         during the append itself becomes ``UnconfirmedAppend``, because the commit may have
         happened with only its acknowledgement lost.
@@ -345,22 +359,42 @@ class TicketingService(AccountCommands, Application[UUID]):
             except Exception as error:  # a bug mid-change: drop it, decide the rest again
                 command.settle(error=error)
                 pending.remove(command)
-                return False
+                return None
         previous_version = event.version - len(event.pending_events)
         appended = event.collect_events()
+        closed: set[str] = set()
         if appended:
             stored = [self.mapper.to_stored_event(domain_event) for domain_event in appended]
             try:
-                positions = turn.append(stored)
+                result = turn.append(stored, watch=_account_watch(decided))
             except OperationalError as error:
                 raise UnconfirmedAppend(appended, decided) from error
-            _log_appended(appended, positions or [])
+            _log_appended(appended, result.positions)
+            closed = {str(account) for account in result.watched}
         lane.aggregate = event
         for command, outcome, error in decided:  # answer first: a snapshot can take a while
+            if command.actor in closed and error is None:
+                outcome, error = None, UserNotFound("This account has been deleted.")
             command.settle(outcome, error)
         if event.version > previous_version:
             self._after_commit(event, previous_version)
-        return True
+        return [self._release_for_closed_account(account) for account in sorted(closed)]
+
+    @staticmethod
+    def _release_for_closed_account(user_id: str) -> Command:
+        """A booking that committed after its account was deleted is given back at once.
+
+        Account deletion cancels what the account holds, then deletes it; a booking already
+        past its token check can still commit after that. Each batch looks, as it commits,
+        for bookers whose account is deleted (``_account_watch``); what such a booking took
+        is released here, and the freed seats go to the queue as with any cancellation.
+        """
+
+        def release(event: Event) -> None:
+            if user_id in event.holders:
+                event.cancel(user_id, user_id=user_id)
+
+        return Command(release)
 
     def _was_stored(self, unconfirmed: UnconfirmedAppend) -> bool:
         """Whether the store holds exactly the events of an append we never heard back on."""
@@ -444,6 +478,18 @@ class TicketingService(AccountCommands, Application[UUID]):
             return UUID(str(event_id))
         except ValueError:
             raise EventNotFound("No such event.") from None
+
+
+def _account_watch(decided: list[tuple[Command, Any, BaseException | None]]) -> Watch | None:
+    """The accounts whose bookings in this batch took effect, to check for deletion."""
+    accounts = set()
+    for command, _, error in decided:
+        if command.actor is not None and error is None:
+            try:
+                accounts.add(UUID(command.actor))
+            except ValueError:
+                continue  # not an account id (callers of the service may name users freely)
+    return Watch(sorted(accounts), User.Deleted.TOPIC) if accounts else None
 
 
 def _log_appended(domain_events: list[Any], positions: Sequence[int]) -> None:

@@ -6,7 +6,13 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from api import backend
-from api.auth import authenticated, current_user, require_manager, require_self_or_manager
+from api.auth import (
+    authenticated,
+    current_user,
+    require_manager,
+    require_self_or_manager,
+    revoked_user,
+)
 from api.errors import forbidden
 from api.idempotency import idempotency
 from api.lookups import event_status
@@ -24,6 +30,7 @@ from api.schemas.bookings import (
     WaitlistPageSchema,
 )
 from api.schemas.common import PageQuery
+from domain.errors import UserNotFound
 
 bp = Blueprint("bookings", __name__, url_prefix="/api")
 
@@ -45,9 +52,12 @@ def book() -> ResponseReturnValue:
     user = current_user()
     if data.get("user_id", user.id) != user.id:
         raise forbidden("You can only book for yourself.")
-    outcome = backend.service().book(
-        data["event_id"], user.id, data["quantity"], idempotency=idempotency(user.id, data)
-    )
+    try:
+        outcome = backend.service().book(
+            data["event_id"], user.id, data["quantity"], idempotency=idempotency(user.id, data)
+        )
+    except UserNotFound:  # the account was deleted while this booking was under way
+        return revoked_user()
     return booking_json(data["event_id"], user.id, outcome)
 
 

@@ -111,6 +111,51 @@ def test_deleting_my_account_cancels_my_holdings_and_hands_seats_on(api: Api):
     )
 
 
+def test_a_booking_that_commits_between_the_holdings_scan_and_the_deletion_is_released(
+    api: Api, monkeypatch
+):
+    organizer = api.user("organizer")
+    alice = api.user("alice")
+    bob = api.user("bob")
+    event_id = api.create_event(organizer, total=1)
+    assert api.book(bob, event_id).status_code == 201  # bob waits for alice's seat below
+    other = api.create_event(organizer, total=1)
+    service = api.backend.service
+    real_delete = service.delete_user
+
+    def a_booking_lands_first(user_id, held_event_ids):
+        # A booking request already past its token check commits after the holdings were
+        # read and before the account is deleted.
+        held = list(held_event_ids)
+        service.book(other, user_id)
+        real_delete(user_id, held)
+
+    monkeypatch.setattr(service, "delete_user", a_booking_lands_first)
+    assert api.delete("/api/users/me", alice).status_code == 204
+
+    assert alice.id not in service.get_event(other).holders
+    assert api.get(f"/api/status/{other}", organizer).json["availableTickets"] == 1
+
+
+def test_a_booking_refused_because_its_account_was_deleted_meanwhile_is_a_401(
+    api: Api, monkeypatch
+):
+    from domain.errors import UserNotFound
+
+    organizer = api.user("organizer")
+    alice = api.user("alice")
+    event_id = api.create_event(organizer, total=1)
+
+    def deleted_meanwhile(*args, **kwargs):
+        raise UserNotFound("This account has been deleted.")
+
+    monkeypatch.setattr(api.backend.service, "book", deleted_meanwhile)
+    response = api.post("/api/book", alice, json={"eventId": event_id})
+    assert response.status_code == 401
+    assert error_code(response) == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
 def test_an_admin_grants_and_revokes_roles(api: Api):
     admin = api.user("root", "admin")
     alice = api.user("alice")

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.errors import ServiceBusy
+from domain.errors import ServiceBusy, UserNotFound
 from domain.event import Event
 from domain.persistence import RecorderTurns
 from domain.service import TicketingService, open_service
@@ -120,6 +120,40 @@ def test_a_turn_whose_append_is_refused_lets_go_of_the_events_lock(postgres_url:
     finally:
         for instance in (first, outsider, third):
             instance.close()
+
+
+def test_a_booking_that_commits_after_its_account_was_deleted_is_given_back(
+    service: TicketingService,
+) -> None:
+    ann = service.register_user("ann", "ann@example.com", "password1")
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=1).id
+    service.book(event_id, "bob")  # bob holds the seat; ann will join the queue...
+    service.book(event_id, "cat")  # ...behind cat
+    service.cancel("bob", event_id=event_id)  # the seat goes to cat
+    deleted: list[bool] = []
+
+    def decide(event: Event) -> Any:
+        if not deleted:  # ann's account is deleted while her booking is being decided
+            service.delete_user(ann.id, [])
+            deleted.append(True)
+        return event.book(ann.id, 1)
+
+    with pytest.raises(UserNotFound):
+        service.lanes.execute(UUID(event_id), decide, actor=ann.id)
+
+    event = replayed(service, event_id)
+    assert ann.id not in event.holders
+    assert bookings(event) == {"cat": 1} and queue(event) == []
+    stored = [type(e).__name__ for e in service.history(event_id)]
+    assert stored[-2:] == ["Waitlisted", "Cancelled"]
+    assert service.book(event_id, "dan").position == 1  # the lane goes on as usual
+
+
+def test_bookings_by_names_that_are_not_accounts_are_not_watched(
+    service: TicketingService,
+) -> None:
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=1).id
+    assert service.book(event_id, "not-an-account-id").quantity == 1
 
 
 def test_instances_racing_on_one_event_take_turns_without_conflicts_on_postgres(
