@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import backend
+from api import backend, ratelimit
 from api.config import MIN_SECRET_LENGTH, load_settings
 from api.errors import register_error_handlers
 from api.extensions import jwt, limiter, retry_after_only_on_refusals
@@ -45,7 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         JWT_TOKEN_LOCATION=["headers"],
         JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.jwt_access_token_expires),
         RATE_LIMIT_DEFAULT=settings.rate_limit_default,
-        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_STORAGE_URI=ratelimit.storage_uri(settings.ratelimit_storage_uri),
         RATELIMIT_KEY_PREFIX=settings.ratelimit_key_prefix,
         RATELIMIT_HEADERS_ENABLED=True,
         # A Redis outage must not take the API down: limit in memory until Redis is back.

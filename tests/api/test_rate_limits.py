@@ -114,3 +114,62 @@ def test_an_unreachable_limit_store_falls_back_to_memory_instead_of_failing(sqli
         assert codes == [401, 401, 429]
     finally:
         app.extensions["ticketing"].close()
+
+
+def test_redis_limits_cost_one_round_trip_per_request_with_exact_window_stats():
+    problem = _redis_problem()
+    if problem:
+        pytest.skip(problem)
+    import threading
+
+    from limits import parse
+    from limits.storage import RedisStorage, storage_from_string
+    from limits.strategies import FixedWindowRateLimiter
+
+    from api.ratelimit import OneTripRedisStorage, storage_uri
+
+    prefix = f"test-{uuid.uuid4().hex}"
+    storage = storage_from_string(storage_uri(REDIS_URL), key_prefix=prefix)
+    assert isinstance(storage, OneTripRedisStorage)
+    limiter, limit = FixedWindowRateLimiter(storage), parse("3 per minute")
+    client = storage.get_connection()
+    calls: list[str] = []
+    real = client.execute_command
+
+    def counted(*args, **kwargs):
+        calls.append(str(args[0]))
+        return real(*args, **kwargs)
+
+    client.execute_command = counted
+    allowed, remaining, resets = [], [], set()
+    for _ in range(4):  # what flask-limiter does per request: hit, then read the window
+        allowed.append(limiter.hit(limit, "alice"))
+        stats = limiter.get_window_stats(limit, "alice")
+        remaining.append(stats.remaining)
+        resets.add(int(stats.reset_time))
+    assert allowed == [True, True, True, False]
+    assert remaining == [2, 1, 0, 0] and len(resets) == 1
+    assert len(calls) == 4  # one script call per request: the window came with the hit
+
+    # Another thread has no hit of its own to go by: it reads Redis.
+    seen: list[int] = []
+    thread = threading.Thread(
+        target=lambda: seen.append(limiter.get_window_stats(limit, "alice").remaining)
+    )
+    thread.start()
+    thread.join()
+    assert seen == [0] and len(calls) > 4
+    client.execute_command = real
+
+    # The counter in Redis is the one limits' own storage keeps and reads.
+    plain = FixedWindowRateLimiter(RedisStorage(REDIS_URL, key_prefix=prefix))
+    assert plain.get_window_stats(limit, "alice").remaining == 0
+    assert not plain.hit(limit, "alice")
+
+
+def test_only_redis_uris_go_through_the_one_trip_storage():
+    from api.ratelimit import storage_uri
+
+    assert storage_uri("redis://127.0.0.1:6379/0") == "ticketing+redis://127.0.0.1:6379/0"
+    assert storage_uri("rediss://cache:6380") == "ticketing+rediss://cache:6380"
+    assert storage_uri("memory://") == "memory://"

@@ -1,0 +1,68 @@
+"""Rate-limit counters in Redis in one round trip per request.
+
+flask-limiter counts a hit (one Redis call), then reads the window back for the
+``X-RateLimit-*`` headers (two more: the count and its expiry). This storage answers the
+hit with the count and expiry together and lets the same thread's next reads of that key
+use them: one round trip instead of three on every request, a tenth of a booking's CPU.
+The counters, keys and expiry in Redis are exactly those of ``limits``' own Redis storage.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from limits.storage import RedisStorage
+
+SCHEME_PREFIX = "ticketing+"
+
+# INCRBY, set the expiry on the window's first hit (as limits' incr_expire.lua), and answer
+# the count with the seconds left.
+INCR_EXPIRE_TTL = """
+local current = redis.call("incrby", KEYS[1], tonumber(ARGV[2]))
+if current == tonumber(ARGV[2]) then
+    redis.call("expire", KEYS[1], ARGV[1])
+end
+return {current, redis.call("ttl", KEYS[1])}
+"""
+
+# How long a hit's answer stands in for reading the window back (the same request's headers).
+FRESH_SECONDS = 1.0
+
+
+class OneTripRedisStorage(RedisStorage):
+    STORAGE_SCHEME = [f"{SCHEME_PREFIX}redis", f"{SCHEME_PREFIX}rediss"]
+
+    def __init__(self, uri: str, **options: float | str | bool) -> None:
+        super().__init__(uri.removeprefix(SCHEME_PREFIX), **options)
+        self._recent = threading.local()
+
+    def initialize_storage(self, uri: str) -> None:
+        super().initialize_storage(uri)
+        self._incr_expire_ttl = self.get_connection().register_script(INCR_EXPIRE_TTL)
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        count, ttl = self._incr_expire_ttl([self.prefixed_key(key)], [expiry, amount])
+        self._recent.hit = (key, int(count), max(int(ttl), 0) + time.time(), time.monotonic())
+        return int(count)
+
+    def _fresh(self, key: str) -> tuple[int, float] | None:
+        hit = getattr(self._recent, "hit", None)
+        if hit is None or hit[0] != key or time.monotonic() - hit[3] > FRESH_SECONDS:
+            return None
+        return hit[1], hit[2]
+
+    def get(self, key: str) -> int:
+        fresh = self._fresh(key)
+        return fresh[0] if fresh else super().get(key)
+
+    def get_expiry(self, key: str) -> float:
+        fresh = self._fresh(key)
+        return fresh[1] if fresh else super().get_expiry(key)
+
+
+def storage_uri(configured: str) -> str:
+    """The URI to give flask-limiter: Redis through this storage, anything else as is."""
+    if configured.startswith(("redis://", "rediss://")):
+        return SCHEME_PREFIX + configured
+    return configured
