@@ -299,9 +299,16 @@ class TicketingService(AccountCommands, Application[UUID]):
         on freshly read state after a growing, jittered pause; once the budget is spent every
         caller gets ``ServiceBusy``. Any other error reaches the callers of the batch.
         """
-        pending = list(commands)
+        pending, compensating = list(commands), False
         while pending:  # a committed batch may call for compensations: a batch of their own
-            pending = self._attempt_batch(lane, pending)
+            follow_up = self._attempt_batch(lane, pending)
+            if compensating and any(isinstance(c.error, ServiceBusy) for c in pending):
+                # Nobody waits on a compensation: say so where operators look.
+                log.error(
+                    "event %s: releasing a deleted account's holding failed; cancel it by hand",
+                    lane.aggregate_id,
+                )
+            pending, compensating = follow_up, True
 
     def _attempt_batch(self, lane: Lane[Event], pending: list[Command]) -> list[Command]:
         """Decide and append ``pending`` (retrying as above); returns follow-up commands."""
@@ -341,7 +348,8 @@ class TicketingService(AccountCommands, Application[UUID]):
     ) -> list[Command] | None:
         """One attempt: decide every pending command on current state and append the lot.
 
-        Returns the compensations the commit calls for (see ``_closed_accounts``), or ``None``
+        Returns the compensations the commit calls for (see ``_release_for_closed_account``),
+        or ``None``
         when a command failed with a bug (it is settled with its error and removed from
         ``pending``) so the rest must be decided again on clean state. A refused
         append (``IntegrityError``) or a store error propagates to be retried; a store error
@@ -370,7 +378,11 @@ class TicketingService(AccountCommands, Application[UUID]):
             except OperationalError as error:
                 raise UnconfirmedAppend(appended, decided) from error
             _log_appended(appended, result.positions)
-            closed = {str(account) for account in result.watched}
+            closed = {
+                command.actor
+                for command, _, _ in decided
+                if command.actor is not None and _account_id(command.actor) in result.watched
+            }
         lane.aggregate = event
         for command, outcome, error in decided:  # answer first: a snapshot can take a while
             if command.actor in closed and error is None:
@@ -480,15 +492,21 @@ class TicketingService(AccountCommands, Application[UUID]):
             raise EventNotFound("No such event.") from None
 
 
+def _account_id(actor: str) -> UUID | None:
+    try:
+        return UUID(actor)
+    except ValueError:
+        return None  # not an account id (callers of the service may name users freely)
+
+
 def _account_watch(decided: list[tuple[Command, Any, BaseException | None]]) -> Watch | None:
     """The accounts whose bookings in this batch took effect, to check for deletion."""
-    accounts = set()
-    for command, _, error in decided:
-        if command.actor is not None and error is None:
-            try:
-                accounts.add(UUID(command.actor))
-            except ValueError:
-                continue  # not an account id (callers of the service may name users freely)
+    accounts = {
+        account
+        for command, _, error in decided
+        if command.actor is not None and error is None
+        if (account := _account_id(command.actor)) is not None
+    }
     return Watch(sorted(accounts), User.Deleted.TOPIC) if accounts else None
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from domain.errors import ServiceBusy
+from domain.errors import ServiceBusy, UserNotFound
 from domain.event import Idempotency
 from domain.persistence import Turn
 from domain.service import TicketingService
@@ -197,3 +197,36 @@ def test_retries_stop_at_the_command_deadline_even_with_attempts_left(
         service.book(event_id, "bob")
 
     assert time.monotonic() - started < 2
+
+
+def test_a_compensation_the_store_refuses_is_logged_for_operators(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from uuid import UUID
+
+    ann = service.register_user("ann", "ann@example.com", "password1")
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
+    service.max_attempts = 2
+    calls = {"appends": 0}
+
+    def wrap(real_append: Callable[..., Any]) -> Callable[..., Any]:
+        def append(stored_events: Any, **kwargs: Any) -> Any:
+            if "watch" in kwargs:  # a lane's append (not the account's own save)
+                calls["appends"] += 1
+                if calls["appends"] > 1:  # the booking commits; its release does not
+                    raise OperationalError("database is locked")
+            return real_append(stored_events, **kwargs)
+
+        return append
+
+    def decide(event: Any) -> Any:
+        if not calls["appends"]:
+            service.delete_user(ann.id, [])  # deleted while the booking is being decided
+        return event.book(ann.id, 1)
+
+    wrap_appends(service, monkeypatch, wrap)
+    with pytest.raises(UserNotFound):
+        service.lanes.execute(UUID(event_id), decide, actor=ann.id)
+
+    assert "releasing a deleted account's holding failed" in caplog.text
+    assert event_id in caplog.text
