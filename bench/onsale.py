@@ -2,9 +2,11 @@
 
     python -m bench.onsale                 # PostgreSQL, 2 workers x 16 threads, 3 runs
     python -m bench.onsale --runs 1 --users 3000 --tickets 1000   # a quick look
+    JWT_SECRET_KEY=... python -m bench.onsale --url http://127.0.0.1:8000 \
+        --database-url postgresql://...   # a server that is already running
 
-Each run starts its own stack on a fresh database (``ticketing migrate``, ``ticketing serve
---workers N --projector external``, ``ticketing project``), creates the users through the
+Each run starts its own stack on a fresh database (``ticketing migrate``, ``ticketing serve --workers N --projector external``, ``ticketing
+project``; or, with ``--url``, a server already running), creates the users through the
 application service (not timed), then times the HTTP phase: every user books once over
 ``--connections`` keep-alive connections while status readers poll alongside, then
 ``--cancellations`` holders cancel, and finally every connection polls the event's status
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import secrets
@@ -105,18 +108,25 @@ def stack(args: argparse.Namespace, env: dict[str, str], log: Path) -> Any:
 
 
 # ------------------------------------------------------------------------ setup
-def create_users(database_url: str, count: int) -> tuple[list[str], str]:
-    """Users through the application service (not timed); returns their ids and the organizer."""
+def create_users(database_url: str, count: int, tag: str) -> tuple[list[str], str]:
+    """Users through the application service (not timed); returns their ids and the organizer.
+
+    ``tag`` makes the names unique, so runs against a long-lived server's store never meet.
+    """
     from domain.service import open_service
 
     service = open_service(
         database_url, pool_size=8, ARGON2_TIME_COST="1", ARGON2_MEMORY_COST="1024"
     )
     try:
-        organizer = service.register_user("organizer", "organizer@bench.example", "bench-pass-1")
+        organizer = service.register_user(
+            f"organizer-{tag}", f"organizer-{tag}@bench.example", "bench-pass-1"
+        )
 
         def register(n: int) -> str:
-            return service.register_user(f"user{n}", f"user{n}@bench.example", "bench-pass-1").id
+            return service.register_user(
+                f"user{n}-{tag}", f"user{n}-{tag}@bench.example", "bench-pass-1"
+            ).id
 
         with ThreadPoolExecutor(8) as pool:
             return list(pool.map(register, range(count), chunksize=64)), organizer.id
@@ -164,15 +174,18 @@ async def drive(
 
 
 async def poll_status(
-    base_url: str, path: str, token: str, connections: int, stop: asyncio.Event
+    base_url: str, path: str, tokens: list[str], connections: int, stop: asyncio.Event
 ) -> tuple[int, float]:
+    """Poll ``path`` until ``stop``, each request as the next of ``tokens`` (so no one
+    caller's rate limit runs out on a live server)."""
     count = 0
+    callers = itertools.cycle(tokens)
 
     async def reader() -> None:
         nonlocal count
         connection = Connection(base_url)
         while not stop.is_set():
-            response = await connection.request("GET", path, None, token)
+            response = await connection.request("GET", path, None, next(callers))
             if response.status == 200:
                 count += 1
         await connection.close()
@@ -203,7 +216,7 @@ async def booking_phase(
     jobs = [("POST", "/api/book", {"eventId": event_id}, token) for token in tokens.values()]
     stop = asyncio.Event()
     readers = asyncio.create_task(
-        poll_status(base_url, f"/api/status/{event_id}", organizer_token, args.readers, stop)
+        poll_status(base_url, f"/api/status/{event_id}", list(tokens.values()), args.readers, stop)
     )
     responses, elapsed = await drive(base_url, jobs, args.connections)
     stop.set()
@@ -339,7 +352,16 @@ def scrape_metrics(base_url: str) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- run
-def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
+@contextmanager
+def target(args: argparse.Namespace, run: int) -> Any:
+    """Yields (base URL, JWT secret): a running server's (``--url``) or a stack of our own."""
+    if args.url:
+        secret = os.environ.get("JWT_SECRET_KEY", "")
+        if not secret:
+            raise SystemExit("--url needs the server's JWT_SECRET_KEY in the environment")
+        wait_healthy(args.url.rstrip("/"), timeout=10)
+        yield args.url.rstrip("/"), secret
+        return
     fresh_store(args.database_url)
     secret = secrets.token_urlsafe(48)
     env = {
@@ -356,9 +378,15 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
             )
         ),
     }
-    RESULTS.mkdir(exist_ok=True)
     with stack(args, env, RESULTS / f"onsale-server-{run}.log") as base_url:
-        user_ids, organizer_id = create_users(args.database_url, args.users)
+        yield base_url, secret
+
+
+def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
+    RESULTS.mkdir(exist_ok=True)
+    with target(args, run) as (base_url, secret):
+        tag = secrets.token_hex(4)
+        user_ids, organizer_id = create_users(args.database_url, args.users, tag)
         tokens = mint_tokens(secret, [*user_ids, organizer_id])
         organizer_token = tokens.pop(organizer_id)
 
@@ -371,6 +399,8 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
                 organizer_token,
             )
             await connection.close()
+            if created.status != 201:  # e.g. a JWT_SECRET_KEY that is not the server's
+                raise SystemExit(f"creating the event failed: {created.status} {created.body!r}")
             event_id = created.json()["eventId"]
             lag_samples: list[float] = []
             stop_lag = threading.Event()
@@ -423,7 +453,7 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
             reads_alone, reads_alone_elapsed = await poll_status(
                 base_url,
                 f"/api/status/{event_id}",
-                organizer_token,
+                list(tokens.values()),
                 args.connections,
                 stop_reads,
             )
@@ -521,7 +551,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--database-url", default=DEFAULT_PG)
+    parser.add_argument(
+        "--url",
+        help="measure a running server (e.g. http://127.0.0.1:8000) instead of starting one; "
+        "needs its JWT_SECRET_KEY in the environment, --database-url naming its store, and "
+        "rate limits that let each user book once and the organizer page the queue",
+    )
+    parser.add_argument(
+        "--database-url",
+        help=f"the store (default: {DEFAULT_PG}, emptied per run; with --url: $DATABASE_URL)",
+    )
     parser.add_argument("--tickets", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=30_000)
     parser.add_argument("--cancellations", type=int, default=1_000)
@@ -540,7 +579,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args(argv)
-    require_redis(args.ratelimit_storage)
+    if args.url:
+        args.database_url = args.database_url or os.environ.get("DATABASE_URL")
+        if not args.database_url:
+            raise SystemExit("--url needs --database-url (or DATABASE_URL): the server's store")
+    else:
+        args.database_url = args.database_url or DEFAULT_PG
+        require_redis(args.ratelimit_storage)
 
     results = []
     for run in range(1, args.runs + 1):
