@@ -5,10 +5,11 @@
     JWT_SECRET_KEY=... python -m bench.onsale --url http://127.0.0.1:8000 \
         --database-url postgresql://...   # a server that is already running
 
-Each run starts its own stack on a fresh database (``ticketing migrate``, ``ticketing serve --workers N --projector external``, ``ticketing
-project``; or, with ``--url``, a server already running), creates the users through the
-application service (not timed), then times the HTTP phase: every user books once over
-``--connections`` keep-alive connections while status readers poll alongside, then
+Each run starts its own stack on a fresh database (``ticketing migrate``, ``ticketing serve
+--workers N --projector external``, ``ticketing project``; or, with ``--url``, uses a server
+already running), creates the users through the application service (not timed), then times
+the HTTP phase: every user books once over ``--connections`` keep-alive connections while
+status readers poll alongside, then
 ``--cancellations`` holders cancel, and finally every connection polls the event's status
 for ``--read-seconds`` (read capacity on its own). Rate limits live in Redis, shared by the
 workers as in production. It verifies the outcome from the API and from the store and fails
