@@ -9,12 +9,12 @@ Each run starts its own stack on a fresh database (``ticketing migrate``, ``tick
 --workers N --projector external``, ``ticketing project``; or, with ``--url``, uses a server
 already running), creates the users through the application service (not timed), then times
 the HTTP phase: every user books once over ``--connections`` keep-alive connections while
-status readers poll alongside, then
-``--cancellations`` holders cancel, and finally every connection polls the event's status
-for ``--read-seconds`` (read capacity on its own). Rate limits live in Redis, shared by the
-workers as in production. It verifies the outcome from the API and from the store and fails
-loudly (exit 1) when anything is off. Finally it runs a trivial Flask+JWT endpoint
-under the same gunicorn settings and states our throughput as a fraction of that ceiling.
+status readers poll alongside, then ``--cancellations`` holders cancel, and finally every
+connection polls the event's status for ``--read-seconds`` (read capacity on its own). Rate
+limits live in Redis, shared by the workers as in production. It verifies the outcome from
+the API and from the store and fails loudly (exit 1) when anything is off. Finally it runs a
+trivial Flask+JWT endpoint under the same gunicorn settings and states our throughput as a
+fraction of that ceiling.
 """
 
 from __future__ import annotations
