@@ -147,8 +147,9 @@ class PostgresTurns:
     1. ``pg_advisory_xact_lock`` on the event, pipelined with the query for anything stored
        after the leader's cached version (so it fast-forwards without another query);
     2. the batch: ``LOCK TABLE`` (the same lock the eventsourcing library takes, so that
-       notification ids commit in order), ``INSERT ... RETURNING``, ``NOTIFY`` and
-       ``COMMIT``, pipelined, which also releases the event's lock.
+       notification ids commit in order), the look at the watched streams (``Watch``),
+       ``INSERT ... RETURNING``, ``NOTIFY`` and ``COMMIT``, pipelined, which also releases
+       the event's lock.
 
     The lock lives only as long as the transaction, so nothing can leak it. It is a fairness
     and efficiency device only: the events table's primary key still refuses a stale append
