@@ -3,7 +3,7 @@
 flask-limiter counts a hit (one Redis call), then reads the window back for the
 ``X-RateLimit-*`` headers (two more: the count and its expiry). This storage answers the
 hit with the count and expiry together and lets the same thread's next reads of that key
-use them: one round trip instead of three on every request, a tenth of a booking's CPU.
+use them: one round trip instead of three on every request.
 The counters, keys and expiry in Redis are exactly those of ``limits``' own Redis storage.
 """
 

@@ -136,11 +136,12 @@ class EventBatches:
             except OperationalError as error:
                 raise UnconfirmedAppend(appended, decided) from error
             log_appended(appended, result.positions)
-            closed = {
-                command.actor
-                for command, _, _ in decided
-                if command.actor is not None and _account_id(command.actor) in result.watched
-            }
+            if result.watched:  # rare: a booker's account was deleted meanwhile
+                closed = {
+                    command.actor
+                    for command, _, _ in decided
+                    if command.actor is not None and _account_id(command.actor) in result.watched
+                }
         lane.aggregate = event
         for command, outcome, error in decided:  # answer first: a snapshot can take a while
             if command.actor in closed and error is None:

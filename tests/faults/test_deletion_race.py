@@ -11,24 +11,17 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
 from domain.service import open_service
 from tests.api.servers import HttpClient
-from tests.faults.stack import Stack, production_stack
+from tests.faults.stack import Stack
 
 pytestmark = pytest.mark.slow
 
 USERS = 24
 EVENTS = 4
-
-
-@pytest.fixture
-def stack(postgres_url: str, tmp_path) -> Iterator[Stack]:
-    with production_stack(postgres_url, tmp_path) as running:
-        yield running
 
 
 def test_no_seat_stays_with_an_account_deleted_while_its_bookings_were_in_flight(

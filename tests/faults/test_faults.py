@@ -19,7 +19,6 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -32,7 +31,7 @@ from tests.faults.checks import (
     wait_until_projected,
 )
 from tests.faults.load import BookingLoad, Ledger
-from tests.faults.stack import Stack, production_stack, wait_for
+from tests.faults.stack import Stack, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -44,12 +43,6 @@ WORKER_REPLACED_BOUND = 15.0
 PROJECTOR_CATCH_UP_BOUND = 15.0
 POSTGRES_RECOVERY_BOUND = 15.0
 LISTEN_RECOVERY_BOUND = 10.0
-
-
-@pytest.fixture
-def stack(postgres_url: str, tmp_path) -> Iterator[Stack]:
-    with production_stack(postgres_url, tmp_path) as running:
-        yield running
 
 
 def report(fault: str, ledger: Ledger, **seconds: float) -> None:

@@ -3,33 +3,14 @@ the swap (which holds the locks readers wait on) only renames them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from domain.service import TicketingService, open_service
+from domain.service import TicketingService
 from projections import rebuild as rebuild_module
 from projections.db import Cursor, ReadModelDatabase
 from projections.rebuild import rebuild
-from projections.schema import REBUILD_SUFFIX, TABLES, migrate
-from tests.conftest import FAST_HASHING
+from projections.schema import REBUILD_SUFFIX, TABLES
 from tests.projections.support import random_history
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[TicketingService]:
-    service = open_service(database_url, create_tables=True, **FAST_HASHING)
-    migrate(database_url)
-    yield service
-    service.close()
-
-
-@pytest.fixture
-def postgres_store(postgres_url: str) -> Iterator[TicketingService]:
-    service = open_service(postgres_url, create_tables=True, **FAST_HASHING)
-    migrate(postgres_url)
-    yield service
-    service.close()
 
 
 def index_definitions(database_url: str, tables: tuple[str, ...]) -> dict[str, dict[str, str]]:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,14 +18,6 @@ from projections.schema import migrate
 from projections.verify import verify
 from tests.conftest import FAST_HASHING
 from tests.projections.support import random_history, read_model_rows, stored_event_count
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[TicketingService]:
-    service = open_service(database_url, create_tables=True, **FAST_HASHING)
-    migrate(database_url)
-    yield service
-    service.close()
 
 
 def assert_consistent(service: TicketingService, database_url: str, event_ids: list[str]) -> None:

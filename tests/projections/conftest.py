@@ -1,0 +1,29 @@
+"""A migrated store for the projection tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from domain.service import TicketingService, open_service
+from projections.schema import migrate
+from tests.conftest import FAST_HASHING
+
+
+def migrated_service(database_url: str) -> Iterator[TicketingService]:
+    service = open_service(database_url, create_tables=True, **FAST_HASHING)
+    migrate(database_url)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[TicketingService]:
+    """The service on each store (SQLite and PostgreSQL), its read models migrated."""
+    yield from migrated_service(database_url)
+
+
+@pytest.fixture
+def postgres_store(postgres_url: str) -> Iterator[TicketingService]:
+    yield from migrated_service(postgres_url)
