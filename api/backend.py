@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from api import responselog
 from api.config import PROJECTOR_EMBEDDED, Settings
 from domain.errors import ServiceBusy
+from domain.persistence import CredentialFollower, parse_database_url
 from domain.service import TicketingService, open_service
 from projections.queries import ReadModel
 from projections.runner import ProjectionRunner
@@ -31,6 +32,7 @@ class Backend:
     service: TicketingService
     read_model: ReadModel
     runner: ProjectionRunner | None = None
+    credentials: CredentialFollower | None = None
 
     @property
     def response_log(self) -> responselog.ResponseLog:
@@ -46,7 +48,16 @@ class Backend:
         runner = None
         if settings.projector == PROJECTOR_EMBEDDED:
             runner = ProjectionRunner(settings.database_url, service=service).start()
-        return cls(settings, service, ReadModel(settings.database_url, service=service), runner)
+        credentials = CredentialFollower(
+            service.recorder, service.credentials, parse_database_url(settings.database_url)
+        ).start()
+        return cls(
+            settings,
+            service,
+            ReadModel(settings.database_url, service=service),
+            runner,
+            credentials,
+        )
 
     def catch_up(self, timeout: float = 5.0) -> None:
         """Wait until the read models have applied everything stored as of this call.
@@ -68,6 +79,8 @@ class Backend:
             raise ServiceBusy("The read models are catching up; please retry shortly.")
 
     def close(self) -> None:
+        if self.credentials is not None:
+            self.credentials.stop()
         if self.runner is not None:
             self.runner.close()
         self.read_model.close()

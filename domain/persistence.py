@@ -7,7 +7,9 @@ URL into the eventsourcing library's environment; nothing else reads the URL's p
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ticketing.db"
+
+log = logging.getLogger("ticketing.persistence")
 
 
 @dataclass(frozen=True)
@@ -271,3 +275,103 @@ class RecorderTurns:
 
     def close(self) -> None:
         pass
+
+
+class CredentialFollower:
+    """Keeps a process's ``CredentialVersions`` current with every process's account changes.
+
+    It reads the store's log, filtered to the credential topics, from where it left off: all
+    of it when it starts, then whenever it is woken (PostgreSQL's LISTEN on the store's
+    channel, which every append notifies; at most every ``min_interval`` so that an on-sale's
+    stream of appends costs a few small queries a second) and every ``poll_interval`` in any
+    case (SQLite, a lost connection). A change made in this process counts at once
+    (``TicketingService.save``); one made elsewhere, within about ``min_interval``.
+    """
+
+    BATCH = 1000
+
+    def __init__(
+        self,
+        recorder: Any,
+        credentials: Any,
+        db: Database,
+        *,
+        poll_interval: float = 1.0,
+        min_interval: float = 0.05,
+    ) -> None:
+        self._recorder = recorder
+        self._credentials = credentials
+        self._db = db
+        self.poll_interval = poll_interval
+        self.min_interval = min_interval
+        self.position = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def catch_up(self) -> None:
+        """Fold every credential change stored up to now."""
+        head = self._recorder.max_notification_id() or 0
+        while self.position < head:
+            # Notification ids commit in order (the appends' table lock), so everything up
+            # to the head read above is visible, and the position can move to it even when
+            # none of it is a credential change.
+            found = self._recorder.select_notifications(
+                self.position + 1, self.BATCH, stop=head, topics=self._credentials.TOPICS
+            )
+            for stored in found:
+                self._credentials.record(
+                    str(stored.originator_id), stored.originator_version, stored.topic
+                )
+            self.position = found[-1].id if len(found) == self.BATCH else head
+
+    def start(self) -> CredentialFollower:
+        self.catch_up()  # before the first request: no token is judged on an empty map
+        self._threads = [threading.Thread(target=self._follow, daemon=True, name="credentials")]
+        if self._db.is_postgres:
+            self._threads.append(
+                threading.Thread(target=self._listen, daemon=True, name="credentials-listen")
+            )
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(2)
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+            try:
+                self.catch_up()
+            except Exception:  # noqa: BLE001 - the store is away: the next poll retries
+                log.warning("following credential changes failed; retrying", exc_info=True)
+            self._stop.wait(self.min_interval)
+
+    def _listen(self) -> None:
+        import psycopg
+
+        channel = self._recorder.channel_name
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    self._db.conninfo(),
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name="ticketing-credentials",
+                ) as conn:
+                    conn.execute(f'LISTEN "{channel}"')
+                    backoff = 0.1
+                    self._wake.set()  # anything appended while we were away
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self._wake.set()
+            except Exception as error:  # noqa: BLE001 - logged, then reconnect
+                log.warning("credentials LISTEN connection lost (%s); reconnecting", error)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)

@@ -20,6 +20,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 
 from domain.accounts import AccountCommands
 from domain.batches import EventBatches, log_appended
+from domain.credentials import CredentialVersions
 from domain.errors import (
     BookingNotFound,
     EventNotFound,
@@ -98,6 +99,8 @@ class TicketingService(AccountCommands, EventBatches, Application[UUID]):
         self.lanes: Lanes[Event] = Lanes(self._run_batch)
         self.after_append: list[Callable[[], None]] = []
         self.turns: PostgresTurns | RecorderTurns = RecorderTurns(self.recorder)
+        # Which tokens stand; kept current from the store by a ``CredentialFollower``.
+        self.credentials = CredentialVersions()
 
     def close(self) -> None:
         self.turns.close()
@@ -280,6 +283,11 @@ class TicketingService(AccountCommands, EventBatches, Application[UUID]):
             [recording.domain_event for recording in recordings],
             [recording.notification.id for recording in recordings],
         )
+        for recording in recordings:  # this process's own changes count at once
+            stored = recording.notification
+            self.credentials.record(
+                str(stored.originator_id), stored.originator_version, stored.topic
+            )
         return recordings
 
     def _announce(self) -> None:

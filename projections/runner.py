@@ -28,6 +28,9 @@ from projections.projector import Rows
 from projections.schema import TRACKING_TABLE
 from projections.tables import RowStore
 
+# How operators (and the fault tests) tell this LISTEN connection in pg_stat_activity.
+LISTEN_APPLICATION_NAME = "ticketing-projector"
+
 log = logging.getLogger("ticketing.projection")
 
 LIVE = "read_models"
@@ -175,7 +178,10 @@ class ProjectionRunner:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(
-                    self.database.db.conninfo(), autocommit=True, connect_timeout=5
+                    self.database.db.conninfo(),
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name=LISTEN_APPLICATION_NAME,
                 ) as conn:
                     conn.execute(f'LISTEN "{channel}"')
                     backoff = 0.1

@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 from api import backend
 from api.auth import (
     authenticated,
+    caller_id,
     current_user,
     require_manager,
     require_self_or_manager,
@@ -49,16 +50,16 @@ bp = Blueprint("bookings", __name__, url_prefix="/api")
 )
 def book() -> ResponseReturnValue:
     data = json_body(BookSchema())
-    user = current_user()
-    if data.get("user_id", user.id) != user.id:
+    user_id = caller_id()
+    if data.get("user_id", user_id) != user_id:
         raise forbidden("You can only book for yourself.")
     try:
         outcome = backend.service().book(
-            data["event_id"], user.id, data["quantity"], idempotency=idempotency(user.id, data)
+            data["event_id"], user_id, data["quantity"], idempotency=idempotency(user_id, data)
         )
     except UserNotFound:  # the account was deleted while this booking was under way
         return revoked_user()
-    return booking_json(data["event_id"], user.id, outcome)
+    return booking_json(data["event_id"], user_id, outcome)
 
 
 @bp.post("/cancel")

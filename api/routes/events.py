@@ -6,7 +6,7 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from api import backend
-from api.auth import authenticated, current_user
+from api.auth import authenticated, caller_id, current_user
 from api.idempotency import idempotency
 from api.lookups import event_status
 from api.openapi import documented
@@ -36,13 +36,13 @@ MANAGE_ERRORS = (400, 403, 404, 409, 413, 415, 422, 503)
 )
 def create_event() -> ResponseReturnValue:
     data = json_body(CreateEventSchema())
-    user = current_user()
+    user_id = caller_id()
     event = backend.service().create_event(
-        user.id,
+        user_id,
         data["name"],
         data["total_tickets"],
         data["max_tickets_per_user"],
-        idempotency=idempotency(user.id, data),
+        idempotency=idempotency(user_id, data),
     )
     return event_created_json(event), 201
 

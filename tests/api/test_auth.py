@@ -236,3 +236,33 @@ def test_a_token_for_a_user_that_never_existed_is_refused(sqlite_api: Api):
     alice = sqlite_api.user("alice")
     claims = _claims_of(alice.token) | {"sub": "00000000-0000-0000-0000-000000000000"}
     assert _me(sqlite_api, _forge(claims)).status_code == 401
+
+
+def test_routes_that_read_no_account_refuse_a_token_from_before_a_password_change(api: Api):
+    """Listing events and booking check the token without reading the account."""
+    organizer, alice = api.user("organizer"), api.user("alice")
+    event_id = api.post("/api/events", organizer, json={"name": "Gig", "totalTickets": 5}).json[
+        "eventId"
+    ]
+    assert api.get("/api/events", alice).status_code == 200
+    api.patch(
+        "/api/users/me",
+        alice,
+        json={"password": "a brand new password", "currentPassword": PASSWORD},
+    )
+
+    assert error_code(api.get("/api/events", alice)) == "unauthorized"
+    booked = api.post("/api/book", alice, json={"eventId": event_id})
+    assert booked.status_code == 401
+    assert api.get(f"/api/status/{event_id}", organizer).json["bookedTickets"] == 0
+
+
+def test_a_deleted_users_token_cannot_book(api: Api):
+    organizer, alice = api.user("organizer"), api.user("alice")
+    event_id = api.post("/api/events", organizer, json={"name": "Gig", "totalTickets": 5}).json[
+        "eventId"
+    ]
+    assert api.delete("/api/users/me", alice).status_code == 204
+
+    assert api.post("/api/book", alice, json={"eventId": event_id}).status_code == 401
+    assert api.get(f"/api/status/{event_id}", organizer).json["bookedTickets"] == 0

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from api.cli import main as ticketing
+from tests.api.conftest import PASSWORD
 from tests.api.servers import HttpClient, running_projector, running_server
 
 pytestmark = pytest.mark.slow
@@ -165,3 +166,42 @@ def test_several_workers_on_postgresql_with_a_separate_projector(
         holder_status = client.call("GET", f"/api/booking-status/{event_id}/{holder_id}", holder)
         assert holder_status.json()["status"] == "cancelled"
         assert client.call("GET", "/health").json()["status"] == "ok"
+
+
+def test_a_password_change_revokes_the_old_token_on_every_worker(
+    postgres_url, tmp_path, monkeypatch
+):
+    """No worker reads the account per request: each folds every process's credential
+    changes from the store. A change made through one worker must reach the others."""
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    assert ticketing(["migrate"]) == 0
+    with running_server(
+        postgres_url,
+        tmp_path / "server.log",
+        *("--workers", "3", "--threads", "2", "--projector", "external"),
+    ) as base_url:
+        client = Client(base_url)
+        _fan_id, old_token = client.user("fan")
+
+        def answers(token: str) -> list[int]:
+            """One request per fresh connection, so that every worker gets its share."""
+            return [
+                Client(base_url).call("GET", "/api/events", token).status_code for _ in range(30)
+            ]
+
+        assert answers(old_token) == [200] * 30
+        changed = client.call(
+            "PATCH",
+            "/api/users/me",
+            old_token,
+            json={"password": "a brand new password", "currentPassword": PASSWORD},
+        )
+        assert changed.status_code == 200, changed.text
+        time.sleep(0.5)  # the followers wake on the store's NOTIFY, at most every 50 ms
+        assert answers(old_token) == [401] * 30
+        relogin = client.call(
+            "POST",
+            "/api/auth/login",
+            json={"email": "fan@example.com", "password": "a brand new password"},
+        )
+        assert answers(relogin.json()["token"]) == [200] * 30

@@ -23,6 +23,7 @@ import time
 import pytest
 
 from domain.persistence import parse_database_url
+from projections.runner import LISTEN_APPLICATION_NAME
 from tests.faults.checks import (
     assert_every_acknowledged_booking_stored_exactly_once,
     assert_failures_were_honest,
@@ -176,7 +177,9 @@ def _listen_backends(stack: Stack) -> list[int]:
     with stack.connect() as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+            "WHERE datname = current_database() AND query ILIKE 'LISTEN%%' "
+            "AND application_name = %s",
+            [LISTEN_APPLICATION_NAME],
         ).fetchall()
     return [row[0] for row in rows]
 

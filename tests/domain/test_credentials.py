@@ -1,0 +1,115 @@
+"""Which tokens stand: the credential-version fold (no I/O) and its follower on each store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from domain.credentials import CredentialVersions
+from domain.persistence import CredentialFollower, parse_database_url
+from domain.service import open_service
+from domain.user import User
+from tests.conftest import FAST_HASHING
+
+PASSWORD = "correct horse"
+
+
+def test_an_account_that_never_changed_stands_at_version_one() -> None:
+    versions = CredentialVersions()
+
+    assert versions.stands("ann", 1)
+    assert not versions.stands("ann", 2)
+    assert not versions.stands("ann", None)  # a token without the claim
+
+
+def test_a_password_or_email_change_moves_the_version_on() -> None:
+    versions = CredentialVersions()
+
+    versions.record("ann", 2, User.PasswordChanged.TOPIC)
+    versions.record("ann", 3, User.EmailChanged.TOPIC)
+
+    assert versions.current("ann") == 3
+    assert not versions.stands("ann", 1) and not versions.stands("ann", 2)
+    assert versions.stands("ann", 3)
+    assert versions.stands("bob", 1)  # nobody else is touched
+
+
+def test_deletion_revokes_every_token_of_the_account() -> None:
+    versions = CredentialVersions()
+
+    versions.record("ann", 2, User.Deleted.TOPIC)
+
+    assert not any(versions.stands("ann", version) for version in range(0, 5))
+
+
+def test_a_change_seen_twice_or_late_counts_once() -> None:
+    versions = CredentialVersions()
+
+    versions.record("ann", 4, User.PasswordChanged.TOPIC)  # this process's own change first
+    versions.record("ann", 2, User.EmailChanged.TOPIC)  # then another's, read from the store
+    versions.record("ann", 4, User.PasswordChanged.TOPIC)  # and its own again, from the store
+
+    assert versions.current("ann") == 3
+
+
+def test_events_that_leave_credentials_alone_are_not_kept() -> None:
+    versions = CredentialVersions()
+
+    versions.record("ann", 2, User.UsernameChanged.TOPIC)
+    versions.record("ann", 3, User.RoleGranted.TOPIC)
+
+    assert versions.stands("ann", 1) and len(versions) == 0
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_follower_starts_with_every_stored_change_and_follows_other_processes(
+    database_url: str,
+) -> None:
+    """Two services on one store stand for two processes: what one changes, the other's
+    follower folds (at start, then while it runs), and a change counts at once where made."""
+    writer = open_service(database_url, create_tables=True, **FAST_HASHING)
+    reader = open_service(database_url, **FAST_HASHING)
+    ann = writer.register_user("ann", "ann@example.com", PASSWORD)
+    bob = writer.register_user("bob", "bob@example.com", PASSWORD)
+    writer.update_user(ann.id, password="another one", current_password=PASSWORD)
+    follower = CredentialFollower(
+        reader.recorder, reader.credentials, parse_database_url(database_url), poll_interval=0.1
+    )
+    try:
+        follower.start()
+        assert reader.credentials.current(ann.id) == 2  # folded before the first request
+        assert follower.position == writer.recorder.max_notification_id()
+
+        writer.delete_user(bob.id, held_event_ids=[])
+        assert not writer.credentials.stands(bob.id, 1)  # the writer's own change: at once
+        assert eventually(lambda: not reader.credentials.stands(bob.id, 1))
+        assert reader.credentials.stands(ann.id, 2)
+    finally:
+        follower.stop()
+        reader.close()
+        writer.close()
+
+
+def test_a_follower_moves_past_appends_that_change_no_credentials(database_url: str) -> None:
+    """Its position follows the store's head, so each poll reads only what is new."""
+    service = open_service(database_url, create_tables=True, **FAST_HASHING)
+    follower = CredentialFollower(
+        service.recorder, service.credentials, parse_database_url(database_url)
+    )
+    follower.BATCH = 2  # several pages of history
+    try:
+        for n in range(3):
+            service.register_user(f"user{n}", f"user{n}@example.com", PASSWORD)
+        follower.catch_up()
+        assert follower.position == service.recorder.max_notification_id()
+        assert len(service.credentials) == 0
+    finally:
+        service.close()
