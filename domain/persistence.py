@@ -166,20 +166,36 @@ class PostgresTurns:
         from psycopg_pool import ConnectionPool
 
         table = sql.Identifier(recorder.events_table_name)
-        self._catch_up = sql.SQL(
-            "SELECT originator_version, topic, state FROM {} "
-            "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
-        ).format(table)
-        self._lock_table = sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table)
-        self._insert = sql.SQL(
-            "INSERT INTO {} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
-            "RETURNING originator_version, notification_id"
-        ).format(table)
-        self._notify = sql.SQL("NOTIFY {}").format(sql.Identifier(recorder.channel_name))
-        self._watched = sql.SQL(
-            "SELECT DISTINCT originator_id FROM {} WHERE originator_id = ANY(%s) AND topic = %s"
-        ).format(table)
+        # Rendered to plain strings once: psycopg renders a composed query on every execute
+        # (9% of an API worker's samples in the on-sale profile), but caches a string's parsing.
+        self._catch_up = (
+            sql.SQL(
+                "SELECT originator_version, topic, state FROM {} "
+                "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
+            )
+            .format(table)
+            .as_string()
+        )
+        self._lock_table = sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table).as_string()
+        self._insert = (
+            sql.SQL(
+                "INSERT INTO {} (originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
+                "RETURNING originator_version, notification_id"
+            )
+            .format(table)
+            .as_string()
+        )
+        self._notify = (
+            sql.SQL("NOTIFY {}").format(sql.Identifier(recorder.channel_name)).as_string()
+        )
+        self._watched = (
+            sql.SQL(
+                "SELECT DISTINCT originator_id FROM {} WHERE originator_id = ANY(%s) AND topic = %s"
+            )
+            .format(table)
+            .as_string()
+        )
         self._pool = ConnectionPool(
             db.conninfo(),
             min_size=1,
