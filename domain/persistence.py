@@ -110,6 +110,9 @@ def eventsourcing_env(db: Database, *, create_tables: bool, pool_size: int = 5) 
 
 
 LOCK_TIMEOUT_MS = 5000
+# What the turns' NOTIFY says, so that listeners that follow accounts only can skip it (the
+# library's own appends, accounts included, notify with no payload).
+EVENT_APPEND_PAYLOAD = "ticketed-event"
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,9 @@ class PostgresTurns:
             .as_string()
         )
         self._notify = (
-            sql.SQL("NOTIFY {}").format(sql.Identifier(recorder.channel_name)).as_string()
+            sql.SQL("NOTIFY {}, {}")
+            .format(sql.Identifier(recorder.channel_name), sql.Literal(EVENT_APPEND_PAYLOAD))
+            .as_string()
         )
         self._watched = (
             sql.SQL(
@@ -298,10 +303,9 @@ class CredentialFollower:
 
     It reads the store's log, filtered to the credential topics, from where it left off: all
     of it when it starts, then whenever it is woken (PostgreSQL's LISTEN on the store's
-    channel, which every append notifies; at most every ``min_interval`` so that an on-sale's
-    stream of appends costs a few small queries a second) and every ``poll_interval`` in any
-    case (SQLite, a lost connection). A change made in this process counts at once
-    (``TicketingService.save``); one made elsewhere, within about ``min_interval``.
+    channel, by any append but a ticketed event's, at most every ``min_interval``) and every
+    ``poll_interval`` in any case (SQLite, a lost connection). A change made in this process
+    counts at once (``TicketingService.save``); one made elsewhere, within milliseconds.
     """
 
     BATCH = 1000
@@ -385,8 +389,9 @@ class CredentialFollower:
                     backoff = 0.1
                     self._wake.set()  # anything appended while we were away
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
-                            self._wake.set()
+                        for notify in conn.notifies(timeout=0.5, stop_after=1):
+                            if notify.payload != EVENT_APPEND_PAYLOAD:  # an on-sale's appends
+                                self._wake.set()
             except Exception as error:  # noqa: BLE001 - logged, then reconnect
                 log.warning("credentials LISTEN connection lost (%s); reconnecting", error)
                 self._stop.wait(backoff)

@@ -113,3 +113,47 @@ def test_a_follower_moves_past_appends_that_change_no_credentials(database_url: 
         assert len(service.credentials) == 0
     finally:
         service.close()
+
+
+def test_a_follower_wakes_for_account_changes_but_not_for_ticketed_event_appends(
+    postgres_url: str,
+) -> None:
+    """On PostgreSQL the follower listens to the store's channel: bookings (the turns'
+    appends) must not cost it a query each, an account change must reach it at once."""
+    service = open_service(postgres_url, create_tables=True, **FAST_HASHING)
+    elsewhere = open_service(postgres_url, **FAST_HASHING)
+    follower = CredentialFollower(
+        service.recorder,
+        service.credentials,
+        parse_database_url(postgres_url),
+        poll_interval=30.0,  # only a wake-up can explain a catch-up within the test
+        min_interval=0.0,
+    )
+    catch_ups = 0
+    real_catch_up = follower.catch_up
+
+    def counted() -> None:
+        nonlocal catch_ups
+        catch_ups += 1
+        real_catch_up()
+
+    follower.catch_up = counted  # type: ignore[method-assign]
+    ann = elsewhere.register_user("ann", "ann@example.com", PASSWORD)
+    event = elsewhere.create_event("organizer", "Gig", 100)
+    try:
+        follower.start()
+        assert eventually(lambda: catch_ups >= 2)  # the start, and the LISTEN's first wake-up
+        time.sleep(0.3)
+        settled = catch_ups
+        for n in range(20):
+            elsewhere.book(event.id, f"fan{n}")
+        time.sleep(0.5)
+        assert catch_ups == settled
+
+        elsewhere.update_user(ann.id, password="another one", current_password=PASSWORD)
+        assert eventually(lambda: not service.credentials.stands(ann.id, 1), timeout=2.0)
+        assert catch_ups > settled
+    finally:
+        follower.stop()
+        elsewhere.close()
+        service.close()
