@@ -20,6 +20,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from domain.credentials import CredentialVersions
+
 DEFAULT_DATABASE_URL = "sqlite:///var/ticketing.db"
 
 log = logging.getLogger("ticketing.persistence")
@@ -313,7 +315,7 @@ class CredentialFollower:
     def __init__(
         self,
         recorder: Any,
-        credentials: Any,
+        credentials: CredentialVersions,
         db: Database,
         *,
         poll_interval: float = 1.0,

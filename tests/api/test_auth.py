@@ -245,11 +245,12 @@ def test_routes_that_read_no_account_refuse_a_token_from_before_a_password_chang
         "eventId"
     ]
     assert api.get("/api/events", alice).status_code == 200
-    api.patch(
+    changed = api.patch(
         "/api/users/me",
         alice,
         json={"password": "a brand new password", "currentPassword": PASSWORD},
     )
+    assert changed.status_code == 200
 
     assert error_code(api.get("/api/events", alice)) == "unauthorized"
     booked = api.post("/api/book", alice, json={"eventId": event_id})

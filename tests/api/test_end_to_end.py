@@ -197,7 +197,7 @@ def test_a_password_change_revokes_the_old_token_on_every_worker(
             json={"password": "a brand new password", "currentPassword": PASSWORD},
         )
         assert changed.status_code == 200, changed.text
-        time.sleep(0.5)  # the followers wake on the store's NOTIFY, at most every 50 ms
+        time.sleep(0.5)  # ample: the followers wake on the store's NOTIFY within milliseconds
         assert answers(old_token) == [401] * 30
         relogin = client.call(
             "POST",
