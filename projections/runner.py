@@ -53,6 +53,7 @@ class ProjectionRunner:
         service: TicketingService | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.5,
+        settle_interval: float = 0.01,
         suffix: str = "",
         tracking_name: str = LIVE,
     ) -> None:
@@ -61,6 +62,7 @@ class ProjectionRunner:
         self.database = ReadModelDatabase(database_url)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.settle_interval = settle_interval
         self.suffix = suffix
         self.tracking_name = tracking_name
         self._wake = threading.Event()
@@ -81,9 +83,9 @@ class ProjectionRunner:
             with self.database.transaction(immediate=True) as cursor:
                 applied = self.apply_batch(cursor)
             batches += 1
-            if applied == 0:
-                break
             done += applied
+            if applied < self.batch_size:
+                break  # the store had no more: no empty transaction just to find that out
         with self._caught_up:
             self._caught_up.notify_all()
         return done
@@ -160,7 +162,10 @@ class ProjectionRunner:
         while not self._stop.is_set():
             try:
                 self._wake.clear()
-                self.process_available()
+                if self.process_available() and self.settle_interval:
+                    # Under a stream of appends, let a few more arrive: fewer, larger
+                    # transactions (each one a commit to disk) for a few ms of lag.
+                    self._stop.wait(self.settle_interval)
                 backoff = 0.1
             except Exception:
                 log.exception("projection batch failed; resuming in %.1f s", backoff)

@@ -44,6 +44,34 @@ def test_runner_catches_up_with_the_store_and_matches_a_replay(
     assert_consistent(store, database_url, event_ids)
 
 
+def test_a_round_ends_with_a_short_batch_without_an_empty_transaction(
+    store: TicketingService, database_url: str
+) -> None:
+    """Under an on-sale the runner is woken after every append: a round that looked again
+    just to find nothing would cost a transaction each time."""
+    event = store.create_event("organizer", "Rounds", 50)
+    for n in range(9):
+        store.book(event.id, f"fan{n}", 1)
+    stored = stored_event_count(store)
+    runner = ProjectionRunner(database_url, service=store, batch_size=4)
+    batches: list[int] = []
+    apply_batch = runner.apply_batch
+
+    def counted(cursor, limit=None):  # type: ignore[no-untyped-def]
+        batches.append(apply_batch(cursor, limit))
+        return batches[-1]
+
+    runner.apply_batch = counted  # type: ignore[method-assign]
+    try:
+        assert runner.process_available() == stored == 10
+        assert batches == [4, 4, 2]  # not [4, 4, 2, 0]
+        batches.clear()
+        store.book(event.id, "late", 1)
+        assert runner.process_available() == 1 and batches == [1]
+    finally:
+        runner.close()
+
+
 def test_runner_is_woken_in_process_after_each_append(
     store: TicketingService, database_url: str
 ) -> None:
