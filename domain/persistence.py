@@ -375,26 +375,52 @@ class CredentialFollower:
             self._stop.wait(self.min_interval)
 
     def _listen(self) -> None:
-        import psycopg
+        def woken(notify: Any) -> None:
+            if notify is None or notify.payload != EVENT_APPEND_PAYLOAD:  # an on-sale's appends
+                self._wake.set()
 
-        channel = self._recorder.channel_name
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(
-                    self._db.conninfo(),
-                    autocommit=True,
-                    connect_timeout=5,
-                    application_name="ticketing-credentials",
-                ) as conn:
-                    conn.execute(f'LISTEN "{channel}"')
-                    backoff = 0.1
-                    self._wake.set()  # anything appended while we were away
-                    while not self._stop.is_set():
-                        for notify in conn.notifies(timeout=0.5, stop_after=1):
-                            if notify.payload != EVENT_APPEND_PAYLOAD:  # an on-sale's appends
-                                self._wake.set()
-            except Exception as error:  # noqa: BLE001 - logged, then reconnect
-                log.warning("credentials LISTEN connection lost (%s); reconnecting", error)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+        listen_forever(
+            self._db,
+            self._recorder.channel_name,
+            woken,
+            self._stop,
+            application_name="ticketing-credentials",
+            logger=log,
+            name="credentials",
+        )
+
+
+def listen_forever(
+    db: Database,
+    channel: str,
+    on_notify: Callable[[Any], None],
+    stop: threading.Event,
+    *,
+    application_name: str,
+    logger: logging.Logger,
+    name: str,
+) -> None:
+    """Call ``on_notify`` with each NOTIFY on ``channel`` until ``stop``, and with ``None`` on
+    every (re)connection (for anything appended while away); reconnect with backoff when
+    the link drops. ``application_name`` tells the connection apart in pg_stat_activity."""
+    import psycopg
+
+    backoff = 0.1
+    while not stop.is_set():
+        try:
+            with psycopg.connect(
+                db.conninfo(),
+                autocommit=True,
+                connect_timeout=5,
+                application_name=application_name,
+            ) as conn:
+                conn.execute(f'LISTEN "{channel}"')
+                backoff = 0.1
+                on_notify(None)
+                while not stop.is_set():
+                    for notify in conn.notifies(timeout=0.2, stop_after=1):
+                        on_notify(notify)
+        except Exception as error:  # noqa: BLE001 - logged, then reconnect
+            logger.warning("%s LISTEN connection lost (%s); reconnecting", name, error)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)

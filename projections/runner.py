@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.event import Event
+from domain.persistence import listen_forever
 from domain.service import TicketingService, open_service
 from projections import projector
 from projections.db import Cursor, ReadModelDatabase
@@ -176,28 +177,15 @@ class ProjectionRunner:
 
     def _listen(self) -> None:
         """Turn the store's NOTIFY into wake-ups; reconnect with backoff when the link drops."""
-        import psycopg
-
-        channel = self.service.recorder.channel_name
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(
-                    self.database.db.conninfo(),
-                    autocommit=True,
-                    connect_timeout=5,
-                    application_name=LISTEN_APPLICATION_NAME,
-                ) as conn:
-                    conn.execute(f'LISTEN "{channel}"')
-                    backoff = 0.1
-                    self.wake()  # catch up on anything appended while we were away
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.2, stop_after=1):
-                            self.wake()
-            except Exception as error:  # noqa: BLE001 - logged, then reconnect
-                log.warning("projection LISTEN connection lost (%s); reconnecting", error)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+        listen_forever(
+            self.database.db,
+            self.service.recorder.channel_name,
+            lambda _notify: self.wake(),
+            self._stop,
+            application_name=LISTEN_APPLICATION_NAME,
+            logger=log,
+            name="projection",
+        )
 
     def stop(self, timeout: float = 5.0) -> None:
         """Finish the current batch, then stop."""
