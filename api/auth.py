@@ -26,7 +26,7 @@ from jwt import ExpiredSignatureError, InvalidTokenError
 from api import backend
 from api.errors import ApiError, error_response, forbidden
 from domain.accounts import UserView
-from domain.errors import UserNotFound
+from domain.errors import ServiceBusy, UserNotFound
 from domain.user import ADMIN, AUDITOR
 
 CREDENTIAL_VERSION_CLAIM = "cv"
@@ -90,7 +90,10 @@ def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
         if claims is None:
             return g.bearer_error
         user_id = str(claims["sub"])
-        if not backend.service().credentials.stands(user_id, claims.get(CREDENTIAL_VERSION_CLAIM)):
+        credentials = backend.service().credentials
+        if not credentials.complete:  # the store was away when this worker started
+            raise ServiceBusy("The service is starting; please retry shortly.")
+        if not credentials.stands(user_id, claims.get(CREDENTIAL_VERSION_CLAIM)):
             return revoked_user()
         g.user_id = user_id
         return view(*args, **kwargs)

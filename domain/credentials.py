@@ -28,6 +28,9 @@ class CredentialVersions:
         self._changes: dict[str, set[int]] = {}
         self._deleted: set[str] = set()
         self._mutex = threading.Lock()
+        # Whether every change stored before this process started has been folded: until
+        # then an absent account proves nothing (its follower sets this).
+        self.complete = False
 
     def record(self, user_id: str, stream_version: int, topic: str) -> None:
         """Fold one stored event of an account (others are ignored)."""

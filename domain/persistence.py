@@ -346,9 +346,13 @@ class CredentialFollower:
                     str(stored.originator_id), stored.originator_version, stored.topic
                 )
             self.position = found[-1].id if len(found) == self.BATCH else head
+        self._credentials.complete = True
 
     def start(self) -> CredentialFollower:
-        self.catch_up()  # before the first request: no token is judged on an empty map
+        try:
+            self.catch_up()  # before the first request, so no token is judged on an empty map
+        except Exception:  # noqa: BLE001 - the store is away: a worker still boots, and polls
+            log.warning("reading the credential changes failed; retrying", exc_info=True)
         self._threads = [threading.Thread(target=self._follow, daemon=True, name="credentials")]
         if self._db.is_postgres:
             self._threads.append(

@@ -267,3 +267,15 @@ def test_a_deleted_users_token_cannot_book(api: Api):
 
     assert api.post("/api/book", alice, json={"eventId": event_id}).status_code == 401
     assert api.get(f"/api/status/{event_id}", organizer).json["bookedTickets"] == 0
+
+
+def test_tokens_are_answered_503_until_the_credential_changes_have_been_read(sqlite_api: Api):
+    alice = sqlite_api.user("alice")
+    credentials = sqlite_api.app.extensions["ticketing"].service.credentials
+    credentials.complete = False  # as after a start while the store was away
+
+    refused = sqlite_api.get("/api/events", alice)
+    assert refused.status_code == 503
+    assert error_code(refused) == "service_busy"
+    credentials.complete = True
+    assert sqlite_api.get("/api/events", alice).status_code == 200

@@ -157,3 +157,44 @@ def test_a_follower_wakes_for_account_changes_but_not_for_ticketed_event_appends
         follower.stop()
         elsewhere.close()
         service.close()
+
+
+class FlakyRecorder:
+    """A recorder whose store is away for its first ``failures`` reads."""
+
+    def __init__(self, recorder, failures: int) -> None:  # type: ignore[no-untyped-def]
+        self._recorder = recorder
+        self.failures = failures
+
+    def max_notification_id(self) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the store is away")
+        return self._recorder.max_notification_id()
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._recorder, name)
+
+
+def test_a_follower_that_starts_while_the_store_is_away_says_so_until_it_has_read_it(
+    database_url: str,
+) -> None:
+    """A worker must boot without the store, but an account missing from an unread map
+    proves nothing: the map is incomplete until the first catch-up succeeds."""
+    service = open_service(database_url, create_tables=True, **FAST_HASHING)
+    ann = service.register_user("ann", "ann@example.com", PASSWORD)
+    service.update_user(ann.id, password="another one", current_password=PASSWORD)
+    fresh = CredentialVersions()
+    follower = CredentialFollower(
+        FlakyRecorder(service.recorder, failures=1),
+        fresh,
+        parse_database_url(database_url),
+        poll_interval=0.05,
+    )
+    try:
+        follower.start()  # does not raise
+        assert eventually(lambda: fresh.complete)
+        assert not fresh.stands(ann.id, 1) and fresh.stands(ann.id, 2)
+    finally:
+        follower.stop()
+        service.close()
