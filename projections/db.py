@@ -48,12 +48,21 @@ class ReadModelDatabase:
         if conn is None or _is_closed(conn):
             conn = self._local.conn = self.connect()
             if self.db.is_postgres:
-                # Transactions are explicit (``transaction``); a lone read (``query``) then
-                # takes one round trip instead of three (BEGIN, the statement, COMMIT).
-                conn.autocommit = True
+                conn.autocommit = True  # transactions are explicit; see ``query``
             with self._all_lock:
                 self._all.append(conn)
         return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """This thread's connection, forgotten if an error left it broken."""
+        conn = self._thread_connection()
+        try:
+            yield conn
+        except Exception:
+            if _is_broken(conn):
+                self._local.conn = None
+            raise
 
     @contextmanager
     def transaction(self, *, immediate: bool = False) -> Iterator[Cursor]:
@@ -62,8 +71,7 @@ class ReadModelDatabase:
         ``immediate`` takes SQLite's write lock up front, so two writers serialise at the
         start instead of failing at commit.
         """
-        conn = self._thread_connection()
-        try:
+        with self._connection() as conn:
             if self.db.is_postgres:
                 with conn.transaction():
                     yield Cursor(conn, postgres=True)
@@ -75,42 +83,35 @@ class ReadModelDatabase:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-        except Exception:
-            if _is_broken(conn):
-                self._local.conn = None
-            raise
 
     def read(self, work: Callable[[Cursor], T]) -> T:
         """Run a read-only unit of work, once more on a fresh connection if the link was lost
         (a restarted server or a terminated backend must not fail the next request)."""
-        try:
-            with self.transaction() as cursor:
-                return work(cursor)
-        except Exception as error:
-            if not _is_disconnect(error):
-                raise
+        return self._retried(lambda: self._in_transaction(work))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """One read statement, retried as ``read``. On PostgreSQL it runs on its own
+        (autocommit): one round trip instead of three (BEGIN, the statement, COMMIT)."""
+        if not self.db.is_postgres:
+            return self.read(lambda cursor: cursor.all(sql, params))
+        return self._retried(lambda: self._alone(sql, params))
+
+    def _in_transaction(self, work: Callable[[Cursor], T]) -> T:
         with self.transaction() as cursor:
             return work(cursor)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """One read statement, on its own (a snapshot of its own), retried as ``read``."""
-        if not self.db.is_postgres:
-            return self.read(lambda cursor: cursor.all(sql, params))
+    def _alone(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        with self._connection() as conn:
+            return Cursor(conn, postgres=True).all(sql, params)
+
+    @staticmethod
+    def _retried(attempt: Callable[[], T]) -> T:
         try:
-            return self._statement(sql, params)
+            return attempt()
         except Exception as error:
             if not _is_disconnect(error):
                 raise
-        return self._statement(sql, params)
-
-    def _statement(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        conn = self._thread_connection()
-        try:
-            return Cursor(conn, postgres=True).all(sql, params)
-        except Exception:
-            if _is_broken(conn):
-                self._local.conn = None
-            raise
+        return attempt()
 
     def close(self) -> None:
         with self._all_lock:
