@@ -8,6 +8,7 @@ A body must be declared JSON (415 otherwise), parse (400 ``invalid_json``), fit 
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 from flask import request
@@ -16,11 +17,19 @@ from marshmallow import EXCLUDE, Schema
 from api.errors import ApiError
 
 
-def json_body(schema: Schema, *, optional: bool = False) -> dict[str, Any]:
+@cache
+def _instance(schema: type[Schema]) -> Schema:
+    """One instance per schema class, shared by every request (loading keeps no state on
+    it): building one copies each declared field, about 25 us, a booking's own load 12."""
+    return schema()
+
+
+def json_body(schema: type[Schema], *, optional: bool = False) -> dict[str, Any]:
     """The request's JSON body, loaded by ``schema``; ``optional`` accepts an empty body."""
+    loader = _instance(schema)
     raw = request.get_data(cache=True)
     if optional and not raw.strip():
-        return schema.load({})
+        return loader.load({})
     if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
         raise ApiError(
             415,
@@ -40,9 +49,9 @@ def json_body(schema: Schema, *, optional: bool = False) -> dict[str, Any]:
             "The request body must be a JSON object.",
             {"_body": ["Must be a JSON object."]},
         )
-    return schema.load(document)
+    return loader.load(document)
 
 
-def query_args(schema: Schema) -> dict[str, Any]:
+def query_args(schema: type[Schema]) -> dict[str, Any]:
     """Query-string arguments loaded by ``schema``; parameters it does not name are ignored."""
-    return schema.load(request.args.to_dict(), unknown=EXCLUDE)
+    return _instance(schema).load(request.args.to_dict(), unknown=EXCLUDE)

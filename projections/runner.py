@@ -54,7 +54,7 @@ class ProjectionRunner:
         service: TicketingService | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.5,
-        settle_interval: float = 0.01,
+        settle_interval: float = 0.025,
         suffix: str = "",
         tracking_name: str = LIVE,
     ) -> None:
@@ -164,8 +164,10 @@ class ProjectionRunner:
             try:
                 self._wake.clear()
                 if self.process_available() and self.settle_interval:
-                    # Under a stream of appends, let a few more arrive: fewer, larger
-                    # transactions (each one a commit to disk) for a few ms of lag.
+                    # Under a stream of appends, let more arrive: fewer, larger transactions
+                    # (each about 15 statements and a commit to disk). In the on-sale, 25 ms
+                    # instead of 10 cut the projector's CPU with its database backend's from
+                    # 285 to 209 us per event, for a lag p99 of 170 ms instead of about 90.
                     self._stop.wait(self.settle_interval)
                 backoff = 0.1
             except Exception:

@@ -41,7 +41,7 @@ def _require_event_auditor(event_id: str) -> None:
 )
 def history(event_id: str) -> ResponseReturnValue:
     _require_event_auditor(event_id)
-    query = query_args(HistoryQuery())
+    query = query_args(HistoryQuery)
     return audit.history(backend.service(), event_id, query["from_version"], query["limit"])
 
 
@@ -56,7 +56,7 @@ def history(event_id: str) -> ResponseReturnValue:
 )
 def state(event_id: str) -> ResponseReturnValue:
     _require_event_auditor(event_id)
-    query = query_args(StateQuery())
+    query = query_args(StateQuery)
     return audit.state_at(
         backend.service(), event_id, version=query.get("version"), at=query.get("at")
     )
@@ -73,7 +73,7 @@ def state(event_id: str) -> ResponseReturnValue:
 )
 def audit_log() -> ResponseReturnValue:
     require_auditor(current_user())
-    query = query_args(AuditLogQuery())
+    query = query_args(AuditLogQuery)
     return audit.audit_log(backend.service(), query["after"], query["limit"])
 
 

@@ -40,7 +40,7 @@ def _promote_configured_admin(user: UserView) -> UserView:
     auth=False,
 )
 def register() -> ResponseReturnValue:
-    data = json_body(RegisterSchema())
+    data = json_body(RegisterSchema)
     user = backend.service().register_user(data["username"], data["email"], data["password"])
     user = _promote_configured_admin(user)
     return {"message": "Account created.", "user": user_json(user)}, 201
@@ -57,7 +57,7 @@ def register() -> ResponseReturnValue:
     auth=False,
 )
 def login() -> ResponseReturnValue:
-    data = json_body(LoginSchema())
+    data = json_body(LoginSchema)
     user = _promote_configured_admin(
         backend.service().authenticate(data["email"], data["password"])
     )

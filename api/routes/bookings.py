@@ -49,7 +49,7 @@ bp = Blueprint("bookings", __name__, url_prefix="/api")
     "for the rest); 202 when the event is sold out and the caller joined the waiting list.",
 )
 def book() -> ResponseReturnValue:
-    data = json_body(BookSchema())
+    data = json_body(BookSchema)
     user_id = caller_id()
     if data.get("user_id", user_id) != user_id:
         raise forbidden("You can only book for yourself.")
@@ -73,7 +73,7 @@ def book() -> ResponseReturnValue:
     idempotent=True,
 )
 def cancel() -> ResponseReturnValue:
-    data = json_body(CancelSchema())
+    data = json_body(CancelSchema)
     user = current_user()
     _event_id, outcome = backend.service().cancel(
         user.id,
@@ -111,7 +111,7 @@ def booking_status(event_id: str, user_id: str) -> ResponseReturnValue:
 )
 def waitlist(event_id: str) -> ResponseReturnValue:
     require_manager(current_user(), event_status(event_id)["organizerId"])
-    page = query_args(PageQuery())
+    page = query_args(PageQuery)
     items, next_cursor = backend.reads().waitlist(event_id, page["limit"], page["cursor"])
     return {"items": items, "nextCursor": next_cursor}
 
@@ -127,6 +127,6 @@ def waitlist(event_id: str) -> ResponseReturnValue:
 )
 def bookings(event_id: str) -> ResponseReturnValue:
     require_manager(current_user(), event_status(event_id)["organizerId"])
-    page = query_args(PageQuery())
+    page = query_args(PageQuery)
     items, next_cursor = backend.reads().bookings(event_id, page["limit"], page["cursor"])
     return {"items": items, "nextCursor": next_cursor}

@@ -35,7 +35,7 @@ MANAGE_ERRORS = (400, 403, 404, 409, 413, 415, 422, 503)
     idempotent=True,
 )
 def create_event() -> ResponseReturnValue:
-    data = json_body(CreateEventSchema())
+    data = json_body(CreateEventSchema)
     user_id = caller_id()
     event = backend.service().create_event(
         user_id,
@@ -62,7 +62,7 @@ bp.add_url_rule("/events", "create_event", authenticated(create_event), methods=
     errors=(400,),
 )
 def list_events() -> ResponseReturnValue:
-    page = query_args(PageQuery())
+    page = query_args(PageQuery)
     items, next_cursor = backend.reads().list_events(page["limit"], page["cursor"])
     return {"items": items, "nextCursor": next_cursor}
 
@@ -96,7 +96,7 @@ def get_status(event_id: str) -> ResponseReturnValue:
     idempotent=True,
 )
 def close_event(event_id: str) -> ResponseReturnValue:
-    data = json_body(RequestSchema(), optional=True)
+    data = json_body(RequestSchema, optional=True)
     user = current_user()
     event = backend.service().close_event(
         event_id,
@@ -118,7 +118,7 @@ def close_event(event_id: str) -> ResponseReturnValue:
     idempotent=True,
 )
 def change_capacity(event_id: str) -> ResponseReturnValue:
-    data = json_body(CapacitySchema())
+    data = json_body(CapacitySchema)
     user = current_user()
     event = backend.service().change_capacity(
         event_id,

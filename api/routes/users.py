@@ -40,7 +40,7 @@ def get_me() -> ResponseReturnValue:
     "401 `invalid_credentials`) and revokes every token issued before.",
 )
 def update_me() -> ResponseReturnValue:
-    data = json_body(UpdateMeSchema())
+    data = json_body(UpdateMeSchema)
     user = backend.service().update_user(
         current_user().id,
         username=data.get("username"),
@@ -85,7 +85,7 @@ def delete_me() -> ResponseReturnValue:
     errors=(400,),
 )
 def my_bookings() -> ResponseReturnValue:
-    page = query_args(PageQuery())
+    page = query_args(PageQuery)
     items, next_cursor = backend.reads().user_holdings(
         current_user().id, page["limit"], page["cursor"]
     )
@@ -103,5 +103,5 @@ def my_bookings() -> ResponseReturnValue:
 )
 def change_role(user_id: str) -> ResponseReturnValue:
     require_admin(current_user())
-    data = json_body(RoleChangeSchema())
+    data = json_body(RoleChangeSchema)
     return user_json(backend.service().set_role(user_id, data["role"], data["grant"]))
