@@ -1,0 +1,68 @@
+"""The turns' PostgreSQL connections: reused, bounded, cleaned up, and replaced when broken."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from domain.persistence import ConnectionStack, parse_database_url
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def conninfo(postgres_url: str) -> str:
+    return parse_database_url(postgres_url).conninfo()
+
+
+@pytest.fixture
+def stack(postgres_url: str) -> Iterator[ConnectionStack]:
+    connections = ConnectionStack(parse_database_url(postgres_url), size=1, wait=0.2)
+    yield connections
+    connections.close()
+
+
+def test_a_returned_connection_is_reused(stack: ConnectionStack) -> None:
+    with stack.connection() as first:
+        first.execute("SELECT 1")
+    with stack.connection() as again:
+        assert again is first
+
+
+def test_a_turn_left_inside_its_transaction_is_rolled_back_with_its_lock(
+    stack: ConnectionStack, conninfo: str
+) -> None:
+    with stack.connection() as conn:
+        conn.execute("BEGIN; SELECT pg_advisory_xact_lock(4242)")
+    with psycopg.connect(conninfo, autocommit=True) as other:
+        assert other.execute("SELECT pg_try_advisory_lock(4242)").fetchone() == (True,)
+        other.execute("SELECT pg_advisory_unlock(4242)")
+    with stack.connection() as again:
+        assert again is conn
+        assert again.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_no_connection_free_in_time_is_a_store_error(stack: ConnectionStack) -> None:
+    with stack.connection():
+        with pytest.raises(psycopg.OperationalError, match="free in time"):
+            with stack.connection():
+                pass  # pragma: no cover - never reached
+    with stack.connection() as conn:  # the slot came back
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_connection_that_lost_its_server_is_replaced(
+    stack: ConnectionStack, conninfo: str
+) -> None:
+    with stack.connection() as conn:
+        backend = conn.info.backend_pid
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+    with pytest.raises(psycopg.OperationalError):
+        with stack.connection() as dead:
+            dead.execute("SELECT 1")
+    with stack.connection() as fresh:
+        assert fresh is not conn
+        assert fresh.execute("SELECT 1").fetchone() == (1,)
