@@ -145,11 +145,11 @@ def _observe(response: Response) -> Response:
 
 
 def _booking_outcome(response: Response) -> tuple[str, str]:
+    if response.status_code == 202:  # told by the status alone: most of an on-sale's answers
+        return "waitlisted", ""
     body: Any = response.get_json(silent=True) or {}
     if response.status_code == 201:
         return ("partial" if body.get("waitlisted") else "confirmed"), ""
-    if response.status_code == 202:
-        return "waitlisted", ""
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
     return "refused", str(code or response.status_code)

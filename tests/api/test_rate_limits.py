@@ -116,7 +116,7 @@ def test_an_unreachable_limit_store_falls_back_to_memory_instead_of_failing(sqli
         app.extensions["ticketing"].close()
 
 
-def test_redis_limits_cost_one_round_trip_per_request_with_exact_window_stats():
+def test_redis_limits_cost_one_round_trip_per_request_with_exact_window_stats(monkeypatch):
     problem = _redis_problem()
     if problem:
         pytest.skip(problem)
@@ -132,15 +132,15 @@ def test_redis_limits_cost_one_round_trip_per_request_with_exact_window_stats():
     storage = storage_from_string(storage_uri(REDIS_URL), key_prefix=prefix)
     assert isinstance(storage, OneTripRedisStorage)
     limiter, limit = FixedWindowRateLimiter(storage), parse("3 per minute")
-    client = storage.get_connection()
+    client_class = type(storage.get_connection())  # every client: the pooled one, each thread's
     calls: list[str] = []
-    real = client.execute_command
+    real = client_class.execute_command
 
-    def counted(*args, **kwargs):
+    def counted(self, *args, **kwargs):
         calls.append(str(args[0]))
-        return real(*args, **kwargs)
+        return real(self, *args, **kwargs)
 
-    client.execute_command = counted
+    monkeypatch.setattr(client_class, "execute_command", counted)
     allowed, remaining, resets = [], [], set()
     for _ in range(4):  # what flask-limiter does per request: hit, then read the window
         allowed.append(limiter.hit(limit, "alice"))
@@ -159,7 +159,7 @@ def test_redis_limits_cost_one_round_trip_per_request_with_exact_window_stats():
     thread.start()
     thread.join()
     assert seen == [0] and len(calls) > 4
-    client.execute_command = real
+    monkeypatch.undo()
 
     # The counter in Redis is the one limits' own storage keeps and reads.
     plain = FixedWindowRateLimiter(RedisStorage(REDIS_URL, key_prefix=prefix))
