@@ -38,7 +38,7 @@ class OneTripRedisStorage(RedisStorage):
 
     def __init__(self, uri: str, **options: float | str | bool) -> None:
         super().__init__(uri.removeprefix(SCHEME_PREFIX), **options)
-        self._recent = threading.local()
+        self._per_thread = threading.local()
 
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)
@@ -47,10 +47,10 @@ class OneTripRedisStorage(RedisStorage):
     def _thread_client(self) -> Any:
         """This thread's client on a connection of its own (from the shared pool); a broken
         connection is reconnected by redis-py on the next call."""
-        client = getattr(self._recent, "client", None)
+        client = getattr(self._per_thread, "client", None)
         if client is None:
             shared = self.get_connection()
-            client = self._recent.client = type(shared)(
+            client = self._per_thread.client = type(shared)(
                 connection_pool=shared.connection_pool, single_connection_client=True
             )
         return client
@@ -59,11 +59,11 @@ class OneTripRedisStorage(RedisStorage):
         count, ttl = self._incr_expire_ttl(
             [self.prefixed_key(key)], [expiry, amount], client=self._thread_client()
         )
-        self._recent.hit = (key, int(count), max(int(ttl), 0) + time.time(), time.monotonic())
+        self._per_thread.hit = (key, int(count), max(int(ttl), 0) + time.time(), time.monotonic())
         return int(count)
 
     def _fresh(self, key: str) -> tuple[int, float] | None:
-        hit = getattr(self._recent, "hit", None)
+        hit = getattr(self._per_thread, "hit", None)
         if hit is None or hit[0] != key or time.monotonic() - hit[3] > FRESH_SECONDS:
             return None
         return hit[1], hit[2]
