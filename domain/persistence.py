@@ -218,7 +218,8 @@ class PostgresTurns:
                     conn.execute(self._lock, (key,))
                     missing = None
                 else:
-                    # The query is its own statement, so it sees what committed before the lock.
+                    # Its own statement, so its snapshot comes after the lock: it sees every append
+                    # the lock's previous holder committed.
                     found = conn.execute(self._lock_and_catch_up, (key, aggregate_id, since))
                     found.nextset()
                     found.nextset()
