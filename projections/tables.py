@@ -122,7 +122,7 @@ class RowStore:
                 f"INSERT INTO {table}{self.suffix} ({names}) SELECT {names} "
                 f"FROM jsonb_populate_recordset(NULL::{table}{self.suffix}, ?::jsonb) "
                 f"{on_conflict}",
-                [json.dumps([{c: row[c] for c in columns} for row in rows], default=_iso)],
+                [json.dumps([{c: row[c] for c in columns} for row in rows], default=_to_text)],
             )
             return
         one_row = f"({', '.join('?' * len(columns))})"
@@ -135,12 +135,6 @@ class RowStore:
             )
 
 
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def _to_text(value: Any) -> Any:
-    """SQLite keeps timestamps as ISO-8601 text."""
+    """Timestamps as ISO-8601 text, as SQLite keeps them and PostgreSQL's JSON rows carry them."""
     return value.isoformat() if isinstance(value, datetime) else value
