@@ -17,6 +17,7 @@ from api.extensions import jwt, limiter, retry_after_only_on_refusals
 from api.idempotency import log_response
 from api.metrics import install_metrics
 from api.observability import configure_logging, install_request_logging
+from api.requestlimits import install_request_limits
 from api.routes import audit, auth, bookings, docs, events, health, users
 from api.schemas.common import canonical_id
 
@@ -58,6 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore
 
     install_request_logging(app)
+    install_request_limits(app)
     app.after_request(log_response)
     app.url_value_preprocessor(canonical_path_ids)
     app.after_request(retry_after_only_on_refusals)  # registered first, so runs after the limiter's

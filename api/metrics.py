@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus text format, summed over every gunicorn worker.
+"""``GET /metrics``: Prometheus text format, summed over every worker process.
 
 Operators scrape it; it needs no token and is exempt from rate limits, so it must not be
 exposed publicly (bind it to an internal network or block ``/metrics`` at the proxy).
@@ -20,7 +20,7 @@ What is measured:
 Several workers: ``ticketing serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a directory it
 empties at start (``prepare_multiprocess_dir``); each worker then writes its samples to its own
 files there and a scrape sums them all, those of workers that died included, so counters
-never go backwards when gunicorn replaces a worker. ``prometheus_client`` decides between
+never go backwards when the server replaces a worker. ``prometheus_client`` decides between
 in-memory and file-backed values when it is first imported, so this module imports it only
 inside functions: the ``ticketing`` command imports this module before it sets the variable.
 """

@@ -57,6 +57,16 @@ def configure_logging(level: str = "INFO") -> None:
         logger.propagate = False
 
 
+def server_log_config(level: str = "INFO") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` that writes the HTTP server's own lines (worker starts,
+    stops and deaths) as JSON lines on stderr too."""
+    return {
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "loggers": {"_granian": {"handlers": ["json"], "level": level, "propagate": False}},
+    }
+
+
 def install_request_logging(app: Flask) -> None:
     """Register before anything that may refuse a request, so that refusals are logged too."""
     app.before_request(_start)

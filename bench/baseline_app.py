@@ -1,6 +1,6 @@
 """The ceiling: a trivial Flask endpoint that decodes a JWT and answers a small JSON body.
 
-The on-sale benchmark runs it under the same gunicorn settings as the service, so our
+The on-sale benchmark runs it under the same server settings as the service, so our
 throughput can be stated as a fraction of what any Flask service can do on the machine.
 """
 

@@ -13,14 +13,16 @@ status readers poll alongside, then ``--cancellations`` holders cancel, and fina
 connection polls the event's status for ``--read-seconds`` (read capacity on its own). Rate
 limits live in Redis, shared by the workers as in production. It verifies the outcome from
 the API and from the store and fails loudly (exit 1) when anything is off. Finally it runs a
-trivial Flask+JWT endpoint under the same gunicorn settings and states our throughput as a
-fraction of that ceiling.
+trivial Flask+JWT endpoint under the same server settings (and under gunicorn's threaded
+worker, the issue's reference, when gunicorn is installed: ``pip install -e ".[bench]"``) and
+states our throughput as a fraction of each ceiling.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import itertools
 import json
 import os
@@ -484,16 +486,20 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         return asyncio.run(phases())
 
 
-def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
-    secret = secrets.token_urlsafe(48)
-    port = free_port()
-    env = {
-        **os.environ,
-        "JWT_SECRET_KEY": secret,
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+def baseline_servers(args: argparse.Namespace, port: int) -> dict[str, list[str]]:
+    """The ceiling's command lines: under the service's own server settings, and under
+    gunicorn's threaded worker (the issue's reference) when gunicorn is installed."""
+    workers, threads = args.workers, args.threads
+    commands = {
+        "granian": [
+            sys.executable,
+            "-c",
+            "from api.server import serve_app; serve_app("
+            f"'bench.baseline_app:create_app', '127.0.0.1', {port}, {workers}, {threads})",
+        ]
     }
-    server = subprocess.Popen(
-        [
+    if importlib.util.find_spec("gunicorn"):
+        commands["gunicorn"] = [
             sys.executable,
             "-m",
             "gunicorn",
@@ -501,16 +507,34 @@ def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
             "-b",
             f"127.0.0.1:{port}",
             "-w",
-            str(args.workers),
+            str(workers),
             "-k",
             "gthread",
             "--threads",
-            str(args.threads),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+            str(threads),
+        ]
+    return commands
+
+
+def run_baseline(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """A trivial Flask+JWT endpoint, by server: what any Flask service can do here."""
+    results = {}
+    port = free_port()
+    for name, command in baseline_servers(args, port).items():
+        results[name] = measure_baseline(args, command, port)
+    return results
+
+
+def measure_baseline(args: argparse.Namespace, command: list[str], port: int) -> dict[str, Any]:
+    secret = secrets.token_urlsafe(48)
+    env = {
+        **os.environ,
+        "JWT_SECRET_KEY": secret,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    quiet = subprocess.DEVNULL
+    server = subprocess.Popen(command, env=env, stdout=quiet, stderr=quiet)
     try:
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -620,14 +644,16 @@ def main(argv: list[str] | None = None) -> int:
         "runs": results,
     }
     if baseline:
-        summary["ratio_to_flask_jwt_ceiling"] = (
-            summary["bookings_per_second"]["median"] / (baseline["per_second"])
-        )
-        print(
-            f"baseline Flask+JWT under the same gunicorn settings: "
-            f"{baseline['per_second']:,.0f} req/s, p99 {baseline['p99_ms']:.1f} ms; "
-            f"ratio {summary['ratio_to_flask_jwt_ceiling']:.2f}"
-        )
+        median = summary["bookings_per_second"]["median"]
+        summary["ratio_to_flask_jwt_ceiling"] = {
+            server: median / result["per_second"] for server, result in baseline.items()
+        }
+        for server, result in baseline.items():
+            print(
+                f"ceiling: trivial Flask+JWT under {server} with the same workers and threads: "
+                f"{result['per_second']:,.0f} req/s, p99 {result['p99_ms']:.1f} ms; "
+                f"ratio {summary['ratio_to_flask_jwt_ceiling'][server]:.2f}"
+            )
     print(
         f"median {summary['bookings_per_second']['median']:,.0f} bookings/s "
         f"(min {rates[0]:,.0f}, max {rates[-1]:,.0f}); machine: {machine()}"

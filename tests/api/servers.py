@@ -48,7 +48,7 @@ def running_server(
 def server_process(
     database_url: str, log_path: Path, *serve_args: str, **env: str
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """As ``running_server``, and the gunicorn master's process too (to signal it)."""
+    """As ``running_server``, and the server's main process too (to signal it)."""
     port = free_port()
     environment = {
         **os.environ,

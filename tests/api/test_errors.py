@@ -73,3 +73,19 @@ def test_retry_after_is_sent_only_with_refusals(sqlite_api: Api):
     response = sqlite_api.get("/api/users/me", alice)
     assert response.status_code == 200
     assert "Retry-After" not in response.headers
+
+
+def test_a_request_target_over_4_kib_is_414_before_anything_else(sqlite_api: Api):
+    for path in (f"/api/status/{'x' * 4100}", f"/api/events?q={'x' * 4100}"):
+        response = sqlite_api.get(path)
+        assert response.status_code == 414
+        assert error_code(response) == "uri_too_long"
+        assert "X-RateLimit-Limit" not in response.headers  # refused before the limiter
+    assert sqlite_api.get(f"/health?q={'x' * 4000}").status_code == 200
+
+
+def test_a_header_field_over_8_kib_is_431(sqlite_api: Api):
+    response = sqlite_api.get("/api/events", headers={"X-Padding": "p" * 8191})
+    assert response.status_code == 431
+    assert error_code(response) == "headers_too_large"
+    assert sqlite_api.get("/health", headers={"X-Padding": "p" * 8190}).status_code == 200

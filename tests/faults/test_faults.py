@@ -73,7 +73,7 @@ def test_a_killed_worker_is_replaced_and_the_other_keeps_serving(stack: Stack, m
     replaced_after = time.monotonic() - fault_at
     ledger = load.finish()
 
-    assert replaced, f"gunicorn did not replace the killed worker: {stack.worker_pids()}"
+    assert replaced, f"the server did not replace the killed worker: {stack.worker_pids()}"
     assert survivor in stack.worker_pids()
     first_success = ledger.first_success_sent_after(fault_at)
     assert first_success is not None

@@ -1,5 +1,5 @@
 """``GET /metrics``: Prometheus text, no token, never rate limited, the same totals from
-whichever gunicorn worker answers the scrape."""
+whichever worker process answers the scrape."""
 
 from __future__ import annotations
 
