@@ -30,6 +30,10 @@ from api.observability import server_log_config
 GRACEFUL_TIMEOUT_SECONDS = 10
 # What granian itself buffers for a request's head; the app refuses far less (8 KiB a field).
 MAX_HEADER_BUFFER = 64 * 1024
+# Open connections a worker serves at once (keep-alive ones included; gunicorn's default).
+# granian holds a further connection in the listen backlog until one of these closes, so
+# this is a bound on idle keep-alive clients, not on concurrent requests (that is --threads).
+CONNECTIONS_PER_WORKER = 1000
 
 
 def load_app() -> Any:
@@ -50,7 +54,9 @@ def load_app() -> Any:
 
 def serve(host: str, port: int, workers: int, threads: int, projector: str | None) -> None:
     """Run until stopped (SIGTERM or SIGINT); settings reach the workers through the
-    environment. A worker that dies is replaced."""
+    environment. A worker that dies is replaced at once; one that dies again within 5.5 s of
+    that, granian takes for a crash loop and stops the server (exit 1), so run it under a
+    supervisor that restarts it (docker compose's restart policy, systemd)."""
     prepare_multiprocess_dir()  # /metrics sums every worker's samples from there
     os.environ["TICKETING_PROJECTOR"] = projector or (
         PROJECTOR_EMBEDDED if workers == 1 else PROJECTOR_EXTERNAL
@@ -73,11 +79,11 @@ def serve_app(factory: str, host: str, port: int, workers: int, threads: int) ->
         interface=Interfaces.WSGI,
         workers=workers,
         blocking_threads=threads,
+        backpressure=CONNECTIONS_PER_WORKER,
         http=HTTPModes.http1,
         http1_settings=HTTP1Settings(max_buffer_size=MAX_HEADER_BUFFER),
         websockets=False,
         respawn_failed_workers=True,
-        respawn_interval=0.5,
         workers_kill_timeout=GRACEFUL_TIMEOUT_SECONDS,
         log_access=False,  # the app logs every request itself (api.observability)
         log_dictconfig=server_log_config(os.environ.get("LOG_LEVEL", "INFO").upper()),

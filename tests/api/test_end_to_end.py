@@ -205,3 +205,24 @@ def test_a_password_change_revokes_the_old_token_on_every_worker(
             json={"email": "fan@example.com", "password": "a brand new password"},
         )
         assert answers(relogin.json()["token"]) == [200] * 30
+
+
+def test_idle_keep_alive_connections_beyond_the_threads_do_not_starve_new_clients(tmp_path):
+    """A worker's threads bound concurrent requests, not open connections: 300 idle
+    keep-alive clients on a 1 worker x 2 thread server leave room for a new one."""
+    import socket
+
+    database_url = f"sqlite:///{tmp_path}/ticketing.db"
+    with running_server(database_url, tmp_path / "server.log", "--threads", "2") as base_url:
+        host, port = base_url.removeprefix("http://").split(":")
+        idle = []
+        try:
+            for _ in range(300):
+                connection = socket.create_connection((host, int(port)), timeout=10)
+                connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert connection.recv(4096).startswith(b"HTTP/1.1 200 ")
+                idle.append(connection)  # kept open, idle
+            assert requests.get(f"{base_url}/health", timeout=10).status_code == 200
+        finally:
+            for connection in idle:
+                connection.close()
