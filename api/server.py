@@ -64,7 +64,7 @@ def tune_the_collector() -> None:
     (the p99). Most of those objects were made at start-up (modules, the app, the pools)
     and live as long as the process: frozen, no collection walks them again. Young
     collections 10 times rarer then leave no full collection in a 20,000-booking run.
-    Measured in 20,000-user runs: p99 117-128 ms -> 87-97 ms.
+    Measured in 20,000-user runs: p99 117-128 ms -> 80-105 ms.
     """
     gc.collect()
     gc.freeze()
