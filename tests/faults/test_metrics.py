@@ -134,6 +134,7 @@ def test_every_worker_reports_the_totals_of_all_workers(postgres_url, tmp_path, 
         assert len(answered_by) == 2, "both workers should have answered some requests"
         workers = children_of(server.pid)
         os.kill(workers[0], signal.SIGKILL)
+
         def counts_survive() -> bool:
             try:
                 return unmatched_count() == 200.0
