@@ -175,14 +175,13 @@ class PostgresTurns:
         from psycopg import sql
 
         table = sql.Identifier(recorder.events_table_name)
-        lock = "BEGIN; SELECT pg_advisory_xact_lock(%s)"
+        self._lock = "BEGIN; SELECT pg_advisory_xact_lock(%s)"
         catch_up = sql.SQL(
             "SELECT originator_version, topic, state FROM {} "
             "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
         ).format(table)
         # Rendered to plain strings once: psycopg renders a composed query on every execute.
-        self._lock = lock
-        self._lock_and_catch_up = f"{lock}; {catch_up.as_string()}"
+        self._lock_and_catch_up = f"{self._lock}; {catch_up.as_string()}"
         self._append_batch = (
             sql.SQL(
                 "LOCK TABLE {table} IN EXCLUSIVE MODE; "
