@@ -6,8 +6,7 @@ exposed publicly (bind it to an internal network or block ``/metrics`` at the pr
 What is measured:
 
 - ``ticketing_http_requests_total{method,route,status}`` and
-  ``ticketing_http_request_duration_seconds{method,route}``: the route is Flask's pattern
-  (``/api/status/<event_id>``), never the raw path, so ids do not explode the series count;
+  ``ticketing_http_request_duration_seconds{method,route}``;
 - ``ticketing_booking_outcomes_total{outcome,code}``: ``/api/book`` answers, confirmed,
   partial, waitlisted, or refused by error code;
 - ``ticketing_append_batch_size``, ``ticketing_version_conflicts_total`` and
@@ -16,6 +15,13 @@ What is measured:
   subclass that also feeds Prometheus, so the domain never imports it;
 - ``ticketing_projection_lag_events`` / ``_seconds`` and ``ticketing_store_up``: measured from
   the store at scrape time, so they are the same whichever worker answers.
+
+Every label holds one of a fixed set of values, whatever a client sends: anyone may send any
+method to any path, and a label copying either would grow the scrape (and each worker's
+sample files) without bound. The route is Flask's pattern (``/api/status/<event_id>``, or
+``<unmatched>``), never the raw path; a method outside HTTP's registered ones is ``other``;
+the status is the number the app answered; a refused booking's code is one of the contract's
+error codes or ``other``.
 
 Several workers: ``ticketing serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a directory it
 empties at start (``prepare_multiprocess_dir``); each worker then writes its samples to its own
@@ -48,6 +54,47 @@ BOOK_ENDPOINT = "bookings.book"
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 # The classic text format, which every Prometheus version scrapes.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNMATCHED_ROUTE = "<unmatched>"
+OTHER = "other"
+# The methods of RFC 9110 and PATCH (RFC 5789); werkzeug has upper-cased the method already.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+# shared/API.md's error codes and the HTTP layer's own (api.errors, api.auth).
+ERROR_CODES = frozenset(
+    {
+        "validation_error",
+        "invalid_json",
+        "bad_request",
+        "unauthorized",
+        "token_expired",
+        "invalid_credentials",
+        "forbidden",
+        "not_found",
+        "event_not_found",
+        "booking_not_found",
+        "user_not_found",
+        "offer_not_found",
+        "webhook_not_found",
+        "method_not_allowed",
+        "already_booked",
+        "already_cancelled",
+        "event_closed",
+        "capacity_below_booked",
+        "email_taken",
+        "username_taken",
+        "offer_expired",
+        "offer_closed",
+        "payload_too_large",
+        "uri_too_long",
+        "unsupported_media_type",
+        "headers_too_large",
+        "idempotency_key_reused",
+        "rate_limited",
+        "internal_error",
+        "service_busy",
+    }
+)
 
 log = logging.getLogger("ticketing.metrics")
 
@@ -131,12 +178,13 @@ def count_store_error_answered() -> None:
 
 def _observe(response: Response) -> Response:
     try:
-        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
+        method = request.method if request.method in KNOWN_METHODS else OTHER
         started = g.get("started")  # set by the request log, the app's first before_request
         measured = metrics()
-        measured.requests.labels(request.method, route, str(response.status_code)).inc()
+        measured.requests.labels(method, route, _status(response.status_code)).inc()
         if started is not None:
-            measured.duration.labels(request.method, route).observe(time.perf_counter() - started)
+            measured.duration.labels(method, route).observe(time.perf_counter() - started)
         if request.endpoint == BOOK_ENDPOINT:
             measured.booking_outcomes.labels(*_booking_outcome(response)).inc()
     except Exception:  # noqa: BLE001 - measuring must never fail a request
@@ -152,7 +200,13 @@ def _booking_outcome(response: Response) -> tuple[str, str]:
         return ("partial" if body.get("waitlisted") else "confirmed"), ""
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
-    return "refused", str(code or response.status_code)
+    if not code:
+        return "refused", _status(response.status_code)
+    return "refused", code if code in ERROR_CODES else OTHER
+
+
+def _status(code: int) -> str:
+    return str(code) if 100 <= code <= 599 else OTHER
 
 
 @bp.get("/metrics")

@@ -97,6 +97,40 @@ def test_booking_outcomes_and_append_batches_are_counted(tmp_path):
     assert ("ticketing_projection_lag_seconds", ()) in after
 
 
+def test_made_up_methods_and_unknown_paths_add_no_series(database_url: str):
+    """Labels hold known values only: anyone can send any method to any path, and a label
+    that copied either would let them grow the scrape without bound."""
+    app = open_app(database_url)
+    api = Api(app)
+
+    def probe(n: int) -> None:
+        api.request(f"FOO{n}", "/api/events")  # a route, a method nobody knows: 405
+        api.request(f"BAR{n}", f"/no-such-page/{n}")  # neither known: 404
+        api.request("GET", f"/no-such-page/{n}")
+        api.request("get", "/api/events")  # methods are case-insensitive on the wire here
+
+    try:
+        probe(0)
+        scrape(api)  # so that the scrape's own series exist before the first count
+        before = scrape(api)
+        for n in range(1, 100):
+            probe(n)
+        after = scrape(api)
+    finally:
+        app.extensions["ticketing"].close()
+
+    assert set(after) == set(before), "the series grew with made-up request data"
+
+    def grew(**labels: str) -> float:
+        name = "ticketing_http_requests_total"
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew(method="other", route="<unmatched>", status="405") == 99
+    assert grew(method="other", route="<unmatched>", status="404") == 99
+    assert grew(method="GET", route="/api/events", status="401") == 99
+    assert not any("FOO" in str(key) or "no-such" in str(key) for key in after)
+
+
 @pytest.mark.slow
 def test_every_worker_reports_the_totals_of_all_workers(postgres_url, tmp_path, monkeypatch):
     metrics_dir = tmp_path / "metrics"
