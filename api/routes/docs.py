@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, send_from_directory
+from flask import Blueprint, abort, current_app, send_from_directory
 from flask.typing import ResponseReturnValue
 from swagger_ui_bundle import swagger_ui_path
 
@@ -27,6 +27,13 @@ DOCS_PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+# The bundle's files that the page above loads. The bundle also ships Swagger UI's own demo
+# page (which loads the petstore example), its OAuth2 redirect page, source maps and
+# templates: this service serves none of them.
+DOCS_ASSETS = frozenset(
+    {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js"}
+)
 
 # Kept out of the page itself so that a strict Content-Security-Policy (no inline script)
 # still lets the page run.
@@ -67,4 +74,6 @@ def docs_script() -> ResponseReturnValue:
 
 @bp.get("/docs/assets/<path:filename>")
 def docs_asset(filename: str) -> ResponseReturnValue:
+    if filename not in DOCS_ASSETS:
+        abort(404)
     return send_from_directory(swagger_ui_path, filename, max_age=86400)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from openapi_spec_validator import validate
+from swagger_ui_bundle import swagger_ui_path
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, error_code
 
 # Every route of shared/API.md, the binding contract.
 CONTRACT_ROUTES = {
@@ -113,3 +114,16 @@ def test_the_docs_page_renders_the_document_with_local_assets(sqlite_api: Api):
         assert response.status_code == 200, asset
     script = sqlite_api.get("/api/docs/assets/docs.js").get_data(as_text=True)
     assert 'url: "openapi.json"' in script
+
+
+def test_the_docs_serve_only_the_assets_the_page_uses(sqlite_api: Api):
+    html = sqlite_api.get("/api/docs").get_data(as_text=True)
+    used = {
+        asset.removeprefix("docs/assets/") for asset in re.findall(r'(?:src|href)="([^"]+)"', html)
+    }
+    bundled = {path.name for path in Path(swagger_ui_path).rglob("*") if path.is_file()}
+    assert {"index.html", "oauth2-redirect.html", "swagger-ui.js.map"} <= bundled - used
+    for name in sorted(bundled - used) + ["no-such-file.js", "../swagger-ui.css"]:
+        response = sqlite_api.get(f"/api/docs/assets/{name}")
+        assert response.status_code == 404, name
+        assert error_code(response) == "not_found"
