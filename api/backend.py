@@ -47,7 +47,12 @@ class Backend:
         )
         runner = None
         if settings.projector == PROJECTOR_EMBEDDED:
-            runner = ProjectionRunner(settings.database_url, service=service).start()
+            # The runner reads the log through a store connection pool of its own. A batch
+            # holds the read models' write lock (on SQLite, the one file's) while it reads
+            # the log; through the requests' pool that read queued behind a writer that
+            # waited for that very lock, and both waited out their timeouts.
+            runner = ProjectionRunner(settings.database_url).start()
+            service.after_append.append(runner.wake)
         credentials = CredentialFollower(
             service.recorder, service.credentials, parse_database_url(settings.database_url)
         ).start()
