@@ -14,6 +14,7 @@ from api import backend, ratelimit
 from api.config import MIN_SECRET_LENGTH, load_settings
 from api.errors import register_error_handlers
 from api.extensions import jwt, limiter, retry_after_only_on_refusals
+from api.headers import install_security_headers
 from api.idempotency import log_response
 from api.metrics import install_metrics
 from api.observability import configure_logging, install_request_logging
@@ -59,6 +60,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore
 
     install_request_logging(app)
+    install_security_headers(app)
     install_request_limits(app)
     app.after_request(log_response)
     app.url_value_preprocessor(canonical_path_ids)

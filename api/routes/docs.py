@@ -11,6 +11,11 @@ from api.openapi import build_spec, documented
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
 SPEC_CACHE_KEY = "ticketing.openapi"
+# The same for every reader and changed only by a deploy, so shared caches may keep them for
+# a while (api.headers keeps every other answer out of caches). Swagger UI's files are a
+# pinned release, kept for a day.
+DOCUMENT_CACHING = "public, max-age=300"
+ASSET_MAX_AGE_SECONDS = 86400
 
 DOCS_PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -53,7 +58,7 @@ DOCS_SCRIPT = """window.ui = SwaggerUIBundle({
 def openapi_document() -> ResponseReturnValue:
     if SPEC_CACHE_KEY not in current_app.extensions:
         current_app.extensions[SPEC_CACHE_KEY] = build_spec(current_app)
-    return current_app.extensions[SPEC_CACHE_KEY]
+    return current_app.extensions[SPEC_CACHE_KEY], 200, {"Cache-Control": DOCUMENT_CACHING}
 
 
 @bp.get("/docs")
@@ -64,16 +69,30 @@ def openapi_document() -> ResponseReturnValue:
     auth=False,
 )
 def docs_page() -> ResponseReturnValue:
-    return DOCS_PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
+    return (
+        DOCS_PAGE,
+        200,
+        {
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": DOCUMENT_CACHING,
+        },
+    )
 
 
 @bp.get("/docs/assets/docs.js")
 def docs_script() -> ResponseReturnValue:
-    return DOCS_SCRIPT, 200, {"Content-Type": "text/javascript; charset=utf-8"}
+    return (
+        DOCS_SCRIPT,
+        200,
+        {
+            "Content-Type": "text/javascript; charset=utf-8",
+            "Cache-Control": DOCUMENT_CACHING,
+        },
+    )
 
 
 @bp.get("/docs/assets/<path:filename>")
 def docs_asset(filename: str) -> ResponseReturnValue:
     if filename not in DOCS_ASSETS:
         abort(404)
-    return send_from_directory(swagger_ui_path, filename, max_age=86400)
+    return send_from_directory(swagger_ui_path, filename, max_age=ASSET_MAX_AGE_SECONDS)
