@@ -15,6 +15,11 @@ Requests too broken for the app to see (not HTTP at all, or headers beyond
 ``MAX_HEADER_BUFFER``) get granian's bare 400 or 431 with an empty body; everything the app
 sees is answered in the contract's error shape (``api.requestlimits`` refuses over-long
 request lines and header fields there).
+
+granian starts every request's WSGI environ from a copy of the worker's ``os.environ`` (taken
+once, after the app is built), so without ``WithoutProcessEnvironment`` each request would
+carry ``JWT_SECRET_KEY``, ``DATABASE_URL`` with its password and whatever else the process was
+given, and a variable named like a header (``HTTP_PROXY``) would pass for one a client sent.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import gc
 import multiprocessing.util
 import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from api.config import PROJECTOR_EMBEDDED, PROJECTOR_EXTERNAL
@@ -37,6 +43,46 @@ MAX_HEADER_BUFFER = 64 * 1024
 CONNECTIONS_PER_WORKER = 1000
 # Allocations between young collections (CPython's default is 700); see tune_the_collector.
 GC_YOUNG_THRESHOLD = 7000
+# What PEP 3333 requires the server to set: a variable of the same name and value is kept,
+# since a request without its own would be malformed.
+REQUIRED_CGI_VARIABLES = frozenset(
+    {
+        "REQUEST_METHOD",
+        "SCRIPT_NAME",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "CONTENT_TYPE",
+        "CONTENT_LENGTH",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "SERVER_PROTOCOL",
+    }
+)
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class WithoutProcessEnvironment:
+    """A WSGI app that takes the process environment out of each request's environ first.
+
+    The request needs none of it, and a request is what error reporters, debuggers and
+    logs capture. A variable is recognised by name and value: a header a client really
+    sent under a variable's name (``HTTP_PROXY``) differs in value and is kept.
+    """
+
+    def __init__(self, app: WsgiApp, environment: Mapping[str, str]) -> None:
+        self.app = app
+        self.inherited = tuple(
+            (name, value)
+            for name, value in environment.items()
+            if name not in REQUIRED_CGI_VARIABLES
+        )
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        for name, value in self.inherited:
+            if environ.get(name) == value:
+                del environ[name]
+        return self.app(environ, start_response)
 
 
 def load_app() -> Any:
@@ -50,6 +96,7 @@ def load_app() -> Any:
     from api.backend import backend
 
     app = create_app()
+    app.wsgi_app = WithoutProcessEnvironment(app.wsgi_app, dict(os.environ))  # type: ignore[method-assign]
     with app.app_context():
         multiprocessing.util.Finalize(app, backend().close, exitpriority=10)
     tune_the_collector()
