@@ -7,6 +7,12 @@ use them: one round trip instead of three on every request. The hit goes over a 
 the thread keeps (redis-py's ``single_connection_client``) rather than one checked out of
 the pool and back for each call: 56 us of CPU per hit instead of 74.
 The counters, keys and expiry in Redis are exactly those of ``limits``' own Redis storage.
+
+``memory://`` (one worker's own counters) is ``LockedMemoryStorage``: ``limits``' own
+``MemoryStorage`` (5.8) loses hits and raises ``KeyError`` in its expiry timer threads when
+a worker's threads hit it at once. The ``KeyError`` is known upstream (flask-limiter #130,
+closed as won't fix); limits' thread-safety change after 5.8 (#352, not yet released)
+serialises only the timer's start, so no release fixes either defect.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from limits.storage import RedisStorage
+from limits.storage import RedisStorage, Storage
 
 SCHEME_PREFIX = "ticketing+"
 
@@ -77,8 +83,74 @@ class OneTripRedisStorage(RedisStorage):
         return fresh[1] if fresh else super().get_expiry(key)
 
 
+class LockedMemoryStorage(Storage):
+    """Fixed-window counters in the process, every operation under one lock.
+
+    ``MemoryStorage`` guards each key with a lock that its reads and its timer thread drop
+    from the table while another thread holds it, so two threads can count the same window
+    at once and one hit is lost; the timer also reads keys that a request just expired.
+    Here a window ends when its expiry passes (read on access, no timer thread), and ended
+    windows are dropped whenever the table has doubled since the last sweep, so memory stays
+    proportional to the clients of the current windows at amortised constant cost.
+    """
+
+    STORAGE_SCHEME = [f"{SCHEME_PREFIX}memory"]
+    MIN_SWEEP_SIZE = 512
+
+    def __init__(self, uri: str | None = None, **options: float | str | bool) -> None:
+        super().__init__(uri, **options)
+        self._windows: dict[str, tuple[int, float]] = {}  # key -> (count, expiry time)
+        self._mutex = threading.Lock()
+        self._sweep_at = self.MIN_SWEEP_SIZE
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return ValueError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        with self._mutex:
+            count, ends = self._windows.get(key, (0, 0.0))
+            if ends <= now:
+                count, ends = 0, now + expiry
+            self._windows[key] = (count + amount, ends)
+            if len(self._windows) >= self._sweep_at:
+                self._sweep(now)
+            return count + amount
+
+    def get(self, key: str) -> int:
+        count, ends = self._windows.get(key, (0, 0.0))
+        return count if ends > time.time() else 0
+
+    def get_expiry(self, key: str) -> float:
+        now = time.time()
+        _count, ends = self._windows.get(key, (0, 0.0))
+        return ends if ends > now else now
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        with self._mutex:
+            held = len(self._windows)
+            self._windows.clear()
+            return held
+
+    def clear(self, key: str) -> None:
+        with self._mutex:
+            self._windows.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def _sweep(self, now: float) -> None:
+        self._windows = {key: w for key, w in self._windows.items() if w[1] > now}
+        self._sweep_at = max(self.MIN_SWEEP_SIZE, 2 * len(self._windows))
+
+
 def storage_uri(configured: str) -> str:
-    """The URI to give flask-limiter: Redis through this storage, anything else as is."""
-    if configured.startswith(("redis://", "rediss://")):
+    """The URI to give flask-limiter: Redis and memory through this module's storages,
+    anything else as is."""
+    if configured.startswith(("redis://", "rediss://", "memory://")):
         return SCHEME_PREFIX + configured
     return configured

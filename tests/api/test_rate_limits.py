@@ -167,9 +167,10 @@ def test_redis_limits_cost_one_round_trip_per_request_with_exact_window_stats(mo
     assert not plain.hit(limit, "alice")
 
 
-def test_only_redis_uris_go_through_the_one_trip_storage():
+def test_redis_and_memory_uris_go_through_the_storages_of_api_ratelimit():
     from api.ratelimit import storage_uri
 
     assert storage_uri("redis://127.0.0.1:6379/0") == "ticketing+redis://127.0.0.1:6379/0"
     assert storage_uri("rediss://cache:6380") == "ticketing+rediss://cache:6380"
-    assert storage_uri("memory://") == "memory://"
+    assert storage_uri("memory://") == "ticketing+memory://"
+    assert storage_uri("memcached://cache:11211") == "memcached://cache:11211"
