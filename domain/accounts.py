@@ -95,7 +95,19 @@ class AccountCommands:
             raise InvalidCredentials("Wrong email or password.")
         if not self.passwords.verify(user.password_hash, password):
             raise InvalidCredentials("Wrong email or password.")
+        if self.passwords.needs_rehash(user.password_hash):
+            self._rehash(user, password)
         return UserView.of(user)
+
+    def _rehash(self, user: User, password: str) -> None:
+        """Store the password under the current hashing parameters. Best effort: when a
+        concurrent change wins the append or the store is busy, the login still stands and
+        the next one tries again."""
+        user.rehash_password(self.passwords.hash(password))
+        try:
+            self.save(user)
+        except (IntegrityError, OperationalError):
+            pass
 
     def get_user(self, user_id: str) -> UserView:
         return UserView.of(self._user(user_id))

@@ -1,17 +1,52 @@
-"""Password hashing with argon2id (argon2-cffi's default variant)."""
+"""Password hashing with argon2id (argon2-cffi's default variant).
+
+The default cost is the OWASP Password Storage Cheat Sheet's argon2id minimum (19 MiB,
+two passes, one lane). Every registration and every login pays one hash, with a request
+thread held for it, so the cost bounds how many accounts an on-sale can let in per second
+on a given machine (docs/performance.md); ``ARGON2_*`` raise it where there is CPU to spare.
+A stored hash made with other parameters is rehashed at the account's next login
+(``needs_rehash``), so a change of cost reaches every active account.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+DEFAULT_TIME_COST = 2
+DEFAULT_MEMORY_COST = 19 * 1024  # KiB
+DEFAULT_PARALLELISM = 1
+
 
 class Passwords:
-    def __init__(self, time_cost: int = 3, memory_cost: int = 65536) -> None:
-        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost)
+    def __init__(
+        self,
+        time_cost: int = DEFAULT_TIME_COST,
+        memory_cost: int = DEFAULT_MEMORY_COST,
+        parallelism: int = DEFAULT_PARALLELISM,
+    ) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism
+        )
         # Verified against when the account does not exist, so that a login for an unknown
         # email costs as much time as one with a wrong password.
         self._dummy_hash = self._hasher.hash("not-a-password")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str]) -> Passwords:
+        """The parameters ``ARGON2_TIME_COST``, ``ARGON2_MEMORY_COST`` (KiB) and
+        ``ARGON2_PARALLELISM`` name, each defaulting when unset or empty."""
+
+        def number(name: str, default: int) -> int:
+            return int(settings.get(name) or default)
+
+        return cls(
+            time_cost=number("ARGON2_TIME_COST", DEFAULT_TIME_COST),
+            memory_cost=number("ARGON2_MEMORY_COST", DEFAULT_MEMORY_COST),
+            parallelism=number("ARGON2_PARALLELISM", DEFAULT_PARALLELISM),
+        )
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -21,6 +56,13 @@ class Passwords:
             return self._hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether a hash that just verified was made with other parameters than these."""
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True
 
     def waste_time(self, password: str) -> None:
         self.verify(self._dummy_hash, password)

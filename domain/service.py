@@ -92,10 +92,7 @@ class TicketingService(AccountCommands, EventBatches, Application[UUID]):
         # inside the lane; every 10,000 events keeps that off the p99 while a cold load
         # still replays at most 10,000 events after the snapshot (~0.2 s).
         self.snapshot_interval = int(self.env.get("SNAPSHOT_INTERVAL") or 10_000)
-        self.passwords = Passwords(
-            time_cost=int(self.env.get("ARGON2_TIME_COST") or 3),
-            memory_cost=int(self.env.get("ARGON2_MEMORY_COST") or 65536),
-        )
+        self.passwords = Passwords.from_settings(self.env)
         self.lanes: Lanes[Event] = Lanes(self._run_batch)
         self.after_append: list[Callable[[], None]] = []
         self.turns: PostgresTurns | RecorderTurns = RecorderTurns(self.recorder)

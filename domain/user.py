@@ -59,6 +59,11 @@ class User(Aggregate):
         self.password_hash = password_hash
         self.credential_version += 1
 
+    @event("PasswordRehashed", topic="ticketing:User.PasswordRehashed")
+    def rehash_password(self, password_hash: str) -> None:
+        """The same password under new hashing parameters: tokens issued before still stand."""
+        self.password_hash = password_hash
+
     @event("RoleGranted", topic="ticketing:User.RoleGranted")
     def grant_role(self, role: str) -> None:
         if role not in self.roles:
