@@ -260,11 +260,47 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def describe(item: dict[str, Any]) -> str:
-    """One history item as a line an auditor reads: when, version, what, with whom."""
+    """One history item as a line an auditor reads: when, version, what, with whom.
+
+    Values come from stored data that clients wrote (an event's name, older ones included),
+    so each is printed as ``shown``: it can neither end the line nor steer the terminal.
+    """
     facts = "  ".join(
-        f"{name}={value}" for name, value in item["data"].items() if value not in (None, "")
+        f"{shown(name)}={shown(value)}"
+        for name, value in item["data"].items()
+        if value not in (None, "")
     )
     return f"{item['occurredAt']}  v{item['version']:<5} {item['type']:<17} {facts}".rstrip()
+
+
+def shown(value: Any) -> str:
+    """``value`` fit for a terminal line: a string that holds anything but visible
+    characters (spaces, quotes and ``=`` included) is quoted, with every control, format or
+    separator character escaped as ``\\xNN``/``\\uNNNN``; lists and objects as JSON, escaped
+    alike."""
+    if isinstance(value, (list, dict)):
+        return _escaped(json.dumps(value, ensure_ascii=False, default=str))
+    value = str(value)
+    if value and value.isprintable() and not any(c in value for c in ' "=\\'):
+        return value
+    body = _escaped(value.replace("\\", "\\\\").replace('"', '\\"'))
+    return f'"{body}"'
+
+
+def _escaped(text: str) -> str:
+    return "".join(
+        character if character.isprintable() or character == " " else _escape(character)
+        for character in text
+    )
+
+
+def _escape(character: str) -> str:
+    code = ord(character)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 def _users(args: argparse.Namespace) -> int:
@@ -272,7 +308,7 @@ def _users(args: argparse.Namespace) -> int:
     try:
         user = service.find_user_by_email(args.email)
         user = service.set_role(user.id, args.role, grant=args.action == "grant")
-        print(f"{user.email}: roles {', '.join(user.roles)}")
+        print(f"{shown(user.email)}: roles {', '.join(user.roles)}")
         return 0
     finally:
         service.close()

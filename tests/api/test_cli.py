@@ -81,6 +81,33 @@ def test_history_prints_a_readable_timeline(story, capsys):
     assert f"userId={carol_id}" in lines[-1]
 
 
+FORGED_NAME = (
+    "Gig\n2024-01-01T00:00:00+00:00  v9     EventClosed       organizerId=someone"
+    "\x1b]0;pwned\x07\x1b[2J\r\u202e\u200b\x9b31m"
+)
+
+
+def test_history_prints_stored_names_escaped_one_line_per_event(store: str, capsys):
+    """Names stored before control characters were refused reach the auditor's terminal
+    escaped: no forged line, no terminal escape, nothing hidden."""
+    service = open_service(store, **FAST_HASHING)
+    try:
+        organizer = service.register_user("organizer", "organizer@example.com", PASSWORD)
+        event = service.create_event(organizer.id, FORGED_NAME, 2)
+        service.book(event.id, organizer.id)
+    finally:
+        service.close()
+    assert main(["history", event.id]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert [line.split()[2] for line in lines] == ["EventInitialized", "TicketBooked"]
+    assert all(character.isprintable() for character in out.replace("\n", ""))
+    assert (
+        'name="Gig\\x0a2024-01-01T00:00:00+00:00  v9     EventClosed       '
+        'organizerId=someone\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\u202e\\u200b\\x9b31m"'
+    ) in lines[0]
+
+
 def test_history_of_an_unknown_event_fails(store: str, capsys):
     assert main(["history", "00000000-0000-0000-0000-000000000000"]) == 1
     assert "No such event" in capsys.readouterr().err
