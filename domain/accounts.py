@@ -30,9 +30,12 @@ from domain.user import (
     GRANTABLE_ROLES,
     UniqueName,
     User,
+    check_username,
+    email_keys,
     index_id,
     normalise_email,
-    normalise_username,
+    username_key,
+    username_keys,
 )
 
 
@@ -65,20 +68,22 @@ class AccountCommands:
     """The user-account use cases of ``TicketingService``."""
 
     def register_user(self, username: str, email: str, password: str) -> UserView:
+        emails = email_keys(email)
         email = normalise_email(email)
+        username = check_username(username)
         password_hash = self.passwords.hash(password)
 
         def attempt() -> UserView:
             # A fresh account per attempt: a failed append has already collected the
             # previous attempt's events, so saving that object again would store no account.
-            user = User(username=username.strip(), email=email, password_hash=password_hash)
+            user = User(username=username, email=email, password_hash=password_hash)
             claims = [
                 self._claim(
-                    "email", email, user.id, EmailTaken("This email is already registered.")
+                    "email", emails, user.id, EmailTaken("This email is already registered.")
                 ),
                 self._claim(
                     "username",
-                    normalise_username(username),
+                    username_keys(username),
                     user.id,
                     UsernameTaken("This username is taken."),
                 ),
@@ -89,7 +94,7 @@ class AccountCommands:
         return self._retry_on_conflict(attempt)
 
     def authenticate(self, email: str, password: str) -> UserView:
-        user = self._user_by_email(normalise_email(email))
+        user = self._user_by_email(email)
         if user is None:
             self.passwords.waste_time(password)
             raise InvalidCredentials("Wrong email or password.")
@@ -121,7 +126,9 @@ class AccountCommands:
         password: str | None = None,
         current_password: str | None = None,
     ) -> UserView:
+        emails = email_keys(email) if email is not None else []
         email = normalise_email(email) if email is not None else None
+        username = check_username(username) if username is not None else None
         new_hash = self.passwords.hash(password) if password is not None else None
         verified: set[str] = set()  # password hashes current_password was checked against
 
@@ -135,24 +142,22 @@ class AccountCommands:
                         raise InvalidCredentials("currentPassword is wrong or missing.")
                     verified.add(user.password_hash)
             changed: list[Any] = [user]
-            if username is not None and normalise_username(username) != normalise_username(
-                user.username
-            ):
+            if username is not None and username_key(username) != username_key(user.username):
                 changed += [
                     self._claim(
                         "username",
-                        normalise_username(username),
+                        username_keys(username),
                         user.id,
                         UsernameTaken("This username is taken."),
                     ),
-                    self._release("username", normalise_username(user.username), user.id),
+                    *self._release_all("username", username_keys(user.username), user.id),
                 ]
-            if username is not None and username.strip() != user.username:
-                user.change_username(username.strip())
+            if username is not None and username != user.username:
+                user.change_username(username)
             if email is not None and email != user.email:
                 changed += [
                     self._claim(
-                        "email", email, user.id, EmailTaken("This email is already registered.")
+                        "email", emails, user.id, EmailTaken("This email is already registered.")
                     ),
                     self._release("email", user.email, user.id),
                 ]
@@ -179,7 +184,7 @@ class AccountCommands:
             user.delete()
             releases = [
                 self._release("email", user.email, user.id),
-                self._release("username", normalise_username(user.username), user.id),
+                *self._release_all("username", username_keys(user.username), user.id),
             ]
             self.save(user, *[release for release in releases if release is not None])
 
@@ -212,7 +217,7 @@ class AccountCommands:
         return self._retry_on_conflict(attempt)
 
     def find_user_by_email(self, email: str) -> UserView:
-        user = self._user_by_email(normalise_email(email))
+        user = self._user_by_email(email)
         if user is None:
             raise UserNotFound("No user with this email.")
         return UserView.of(user)
@@ -238,13 +243,16 @@ class AccountCommands:
         return user
 
     def _user_by_email(self, email: str) -> User | None:
-        index = self._index("email", email)
-        if index is None or index.owner_id is None:
-            return None
-        try:
-            return self._user(index.owner_id)
-        except UserNotFound:
-            return None
+        """The account of ``email`` as typed, under its key or an older account's spelling."""
+        for key in email_keys(email):
+            index = self._index("email", key)
+            if index is None or index.owner_id is None:
+                continue
+            try:
+                return self._user(index.owner_id)
+            except UserNotFound:
+                continue
+        return None
 
     def _index(self, kind: str, value: str) -> UniqueName | None:
         try:
@@ -252,7 +260,14 @@ class AccountCommands:
         except AggregateNotFoundError:
             return None
 
-    def _claim(self, kind: str, value: str, owner: UUID, taken: Exception) -> UniqueName:
+    def _claim(self, kind: str, keys: list[str], owner: UUID, taken: Exception) -> UniqueName:
+        """Claim ``keys[0]``; the spellings older accounts were indexed under (``keys[1:]``)
+        must not be someone else's either."""
+        for older in keys[1:]:
+            index = self._index(kind, older)
+            if index is not None and index.owner_id not in (None, str(owner)):
+                raise taken
+        value = keys[0]
         index = self._index(kind, value)
         if index is None:
             return UniqueName(id=index_id(kind, value), kind=kind, value=value, owner_id=str(owner))
@@ -268,6 +283,10 @@ class AccountCommands:
             return None
         index.release()
         return index
+
+    def _release_all(self, kind: str, keys: list[str], owner: UUID) -> list[UniqueName]:
+        releases = [self._release(kind, key, owner) for key in keys]
+        return [release for release in releases if release is not None]
 
     def _retry_on_conflict(self, attempt: Callable[[], Any]) -> Any:
         """Run a user command again on fresh state when a concurrent append won the race.
