@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import backend, ratelimit
@@ -20,7 +20,8 @@ from api.metrics import install_metrics
 from api.observability import configure_logging, install_request_logging
 from api.requestlimits import install_request_limits
 from api.routes import audit, auth, bookings, docs, events, health, users
-from api.schemas.common import canonical_id
+from api.schemas.common import parse_id
+from domain.errors import DomainError, EventNotFound, UserNotFound
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -63,10 +64,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install_security_headers(app)
     install_request_limits(app)
     app.after_request(log_response)
-    app.url_value_preprocessor(canonical_path_ids)
     app.after_request(retry_after_only_on_refusals)  # registered first, so runs after the limiter's
     jwt.init_app(app)
     limiter.init_app(app)
+    app.before_request(canonical_path_ids)  # after the request log, head limits and limiter
     register_error_handlers(app)
     for blueprint in (auth.bp, users.bp, events.bp, bookings.bp, audit.bp, health.bp, docs.bp):
         app.register_blueprint(blueprint)
@@ -76,8 +77,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def canonical_path_ids(_endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """Ids in the path in their canonical spelling, as request bodies get them."""
-    for name in ("event_id", "user_id"):
-        if values and name in values:
-            values[name] = canonical_id(values[name])
+# Every id this service issues for these is a UUID: anything else names nothing.
+PATH_IDS: dict[str, tuple[type[DomainError], str]] = {
+    "event_id": (EventNotFound, "No such event."),
+    "user_id": (UserNotFound, "No such user."),
+}
+
+
+def canonical_path_ids() -> None:
+    """Ids in the path in their canonical spelling, as request bodies get them; a value
+    that cannot be an id is not found here, before any store sees it (PostgreSQL refuses
+    NUL in text, and the driver's error would be a 500). The view is called with
+    ``request.view_args``, so what is set here is what it gets."""
+    values = request.view_args or {}
+    for name, (not_found, message) in PATH_IDS.items():
+        if name in values:
+            canonical = parse_id(values[name])
+            if canonical is None:
+                raise not_found(message)
+            values[name] = canonical

@@ -12,6 +12,8 @@ from projections.runner import LIVE, Lag, measure_lag
 from projections.schema import TRACKING_TABLE
 
 ACTIVE = ("confirmed", "waitlisted")
+FOREIGN_CURSOR = "cursor is not one this service issued"
+MAX_CURSOR_INTEGER = 2**63 - 1
 
 
 class InvalidCursor(ValueError):
@@ -31,22 +33,33 @@ def encode_cursor(*values: Any) -> str:
 
 
 def decode_cursor(cursor: str, *types: type) -> list[Any]:
-    """The values a cursor carries, each checked against its expected type."""
+    """The values a cursor carries: exactly as many as ``types``, each of its type, integers
+    within the columns' 64 bits and strings of printable ASCII (what ids and timestamps are
+    made of), in the very spelling ``encode_cursor`` gives them. Anything else reaching a
+    query could only make the store's driver fail (a 500)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidCursor("cursor is not one this service issued") from None
+        values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError):
+        raise InvalidCursor(FOREIGN_CURSOR) from None
     if (
         not isinstance(values, list)
         or len(values) != len(types)
-        or not all(
-            isinstance(value, kind) and not isinstance(value, bool)
-            for value, kind in zip(values, types, strict=True)
-        )
+        or not all(_fits(value, kind) for value, kind in zip(values, types, strict=True))
+        or encode_cursor(*values) != cursor
     ):
-        raise InvalidCursor("cursor is not one this service issued")
+        raise InvalidCursor(FOREIGN_CURSOR)
     return values
+
+
+def _fits(value: Any, kind: type) -> bool:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return False
+    if isinstance(value, int):
+        return 0 <= value <= MAX_CURSOR_INTEGER
+    if isinstance(value, str):
+        return value.isascii() and value.isprintable()
+    return False
 
 
 def status_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +108,7 @@ class ReadModel:
             try:
                 parsed = datetime.fromisoformat(created_at)
             except ValueError:
-                raise InvalidCursor("cursor is not one this service issued") from None
+                raise InvalidCursor(FOREIGN_CURSOR) from None
             at = parsed if self.database.is_postgres else created_at
             params = [at, at, event_id]
         rows = self.database.query(

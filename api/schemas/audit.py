@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from api.schemas.bookings import BookingEntrySchema, WaitlistEntrySchema
-from api.schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CamelCaseSchema, RequestSchema
+from api.schemas.common import CamelCaseSchema, RequestSchema, page_size, query_integer
 from api.schemas.events import EventStatusSchema
 
 # Versions and log positions are 64-bit integers in both stores; a query number beyond
@@ -26,19 +26,13 @@ DOMAIN_EVENT_TYPES = [
 ]
 
 
-def page_size() -> fields.Integer:
-    return fields.Integer(
-        load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
-    )
-
-
 class HistoryQuery(RequestSchema):
-    from_version = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_POSITION))
+    from_version = query_integer(1, MAX_POSITION, load_default=1)
     limit = page_size()
 
 
 class StateQuery(RequestSchema):
-    version = fields.Integer(validate=validate.Range(min=1, max=MAX_POSITION))
+    version = query_integer(1, MAX_POSITION)
     # A moment without an offset is read as UTC rather than refused.
     at = fields.AwareDateTime(format="iso", default_timezone=UTC)
 
@@ -49,7 +43,7 @@ class StateQuery(RequestSchema):
 
 
 class AuditLogQuery(RequestSchema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_POSITION))
+    after = query_integer(0, MAX_POSITION, load_default=0)
     limit = page_size()
 
 

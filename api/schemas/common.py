@@ -1,16 +1,20 @@
 """Building blocks shared by the request and response schemas.
 
 Request schemas are strict: unknown fields are refused, integers must be JSON integers (a
-boolean or a float is not one), booleans must be JSON booleans, strings have a length cap.
+boolean or a float is not one) and query integers plain ASCII digits, booleans must be JSON
+booleans, strings have a length cap, and names show every character they hold.
 Field names are snake_case in Python and camelCase on the wire.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 from uuid import UUID
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from domain.user import INVISIBLE_CATEGORIES
 
 MAX_ID_LENGTH = 100
 MAX_CURSOR_LENGTH = 500
@@ -53,6 +57,32 @@ def bounded_string(minimum: int, maximum: int, **kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Length(min=minimum, max=maximum), **kwargs)
 
 
+class QueryInteger(fields.Integer):
+    """A whole number in a query string, spelled in ASCII digits only: ``int()`` would also
+    read ``5_0`` as 50, a full-width ``１`` as 1, and accept ``+5`` or `` 5``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+            raise ValidationError("Must be a whole number written in the digits 0-9.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def query_integer(minimum: int, maximum: int, **kwargs: Any) -> QueryInteger:
+    return QueryInteger(validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+
+def shows_every_character(value: str) -> None:
+    """Validator for names, which people (and terminals) are shown: no control character,
+    no format character (zero-width ones, bidi overrides), no line or paragraph separator."""
+    hidden = sorted(
+        {f"U+{ord(c):04X}" for c in value if unicodedata.category(c) in INVISIBLE_CATEGORIES}
+    )
+    if hidden:
+        raise ValidationError(
+            f"Must not contain control or invisible characters (found {', '.join(hidden)})."
+        )
+
+
 class EntityId(fields.String):
     """An opaque id; a UUID in any spelling Python accepts is read in its canonical form, so
     the write side and the read models (which compare strings) name the same thing."""
@@ -62,10 +92,15 @@ class EntityId(fields.String):
 
 
 def canonical_id(value: str) -> str:
+    return parse_id(value) or value
+
+
+def parse_id(value: str) -> str | None:
+    """The canonical spelling of the UUID ``value`` is, or ``None`` when it is not one."""
     try:
         return str(UUID(value))
     except ValueError:
-        return value
+        return None
 
 
 def entity_id(**kwargs: Any) -> fields.String:
@@ -77,12 +112,14 @@ def not_blank(value: str) -> None:
         raise ValidationError("Must not be blank.")
 
 
+def page_size() -> QueryInteger:
+    return query_integer(1, MAX_PAGE_SIZE, load_default=DEFAULT_PAGE_SIZE)
+
+
 class PageQuery(RequestSchema):
     """``?limit=&cursor=`` of every list."""
 
-    limit = fields.Integer(
-        load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
-    )
+    limit = page_size()
     cursor = fields.String(load_default=None, validate=validate.Length(max=MAX_CURSOR_LENGTH))
 
 

@@ -11,13 +11,17 @@ from api.schemas.common import (
     RequestSchema,
     not_blank,
     page_of,
+    shows_every_character,
     strict_integer,
 )
 from domain.event import MAX_TICKETS_PER_USER, MAX_TOTAL_TICKETS
 
 
 class CreateEventSchema(RequestSchema):
-    name = fields.String(required=True, validate=[validate.Length(min=1, max=255), not_blank])
+    name = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=255), not_blank, shows_every_character],
+    )
     total_tickets = strict_integer(1, MAX_TOTAL_TICKETS, required=True)
     max_tickets_per_user = strict_integer(1, MAX_TICKETS_PER_USER, load_default=1)
 

@@ -13,6 +13,7 @@ from api.schemas.common import (
     bounded_string,
     not_blank,
     page_of,
+    shows_every_character,
 )
 from domain.user import GRANTABLE_ROLES
 
@@ -20,7 +21,10 @@ MAX_EMAIL_LENGTH = 254
 
 
 def username_field(**kwargs: Any) -> fields.String:
-    return fields.String(validate=[validate.Length(min=3, max=100), _stripped_length], **kwargs)
+    return fields.String(
+        validate=[validate.Length(min=3, max=100), _stripped_length, shows_every_character],
+        **kwargs,
+    )
 
 
 def _stripped_length(value: str) -> None:
@@ -29,7 +33,10 @@ def _stripped_length(value: str) -> None:
 
 
 def email_field(**kwargs: Any) -> fields.Email:
-    return fields.Email(validate=validate.Length(max=MAX_EMAIL_LENGTH), **kwargs)
+    # A quoted local part may hold control characters by RFC 5322: not in an account's email.
+    return fields.Email(
+        validate=[validate.Length(max=MAX_EMAIL_LENGTH), shows_every_character], **kwargs
+    )
 
 
 def password_field(**kwargs: Any) -> fields.String:

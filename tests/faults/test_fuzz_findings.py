@@ -1,4 +1,7 @@
-"""Regressions for what the fuzzing of ``test_fuzzing.py`` found, pinned on the test client."""
+"""Regressions for what the fuzzing of ``test_fuzzing.py`` found, pinned on the test client,
+on both stores. The hostile inputs it now sends (NUL, lone surrogates, deep nesting,
+duplicate keys, foreign cursors, loose integers) are pinned in ``tests/api/test_hostile_input``.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ HUGE = 2**70  # beyond any 64-bit integer column
 
 
 @pytest.fixture
-def api(tmp_path) -> Iterator[Api]:
-    app = open_app(f"sqlite:///{tmp_path}/ticketing.db")
+def api(database_url: str) -> Iterator[Api]:
+    app = open_app(database_url)
     yield Api(app)
     app.extensions["ticketing"].close()
 
@@ -42,3 +45,35 @@ def test_the_largest_accepted_version_reads_as_the_latest(api: Api):
     response = api.get(f"/api/events/{event_id}/history?fromVersion={2**53 - 1}", organizer)
     assert response.status_code == 200
     assert response.json["items"] == []
+
+
+def test_a_nul_in_a_path_id_is_not_found_not_a_driver_error(api: Api):
+    """PostgreSQL's text refuses NUL: the id reached the driver (a 500)."""
+    organizer = api.user("organizer", "auditor")
+    for path in ("/api/status/%00", "/api/events/%00", "/api/events/%00/history"):
+        response = api.get(path, organizer)
+        assert response.status_code == 404, path
+        assert error_code(response) == "event_not_found"
+
+
+def test_a_waitlist_cursor_beyond_64_bits_is_a_400_not_a_500(api: Api):
+    """SQLite's driver overflowed on it (OverflowError: a 500)."""
+    organizer = api.user("organizer")
+    event_id = api.create_event(organizer)
+    response = api.get(
+        f"/api/events/{event_id}/waitlist?cursor=WzkyMjMzNzIwMzY4NTQ3NzU4MDhd", organizer
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "validation_error"
+    assert "cursor" in response.json["error"]["details"]
+
+
+def test_json_nested_a_thousand_levels_is_a_400_without_a_token(api: Api):
+    """The parser recursed into the interpreter's limit (RecursionError: a 500)."""
+    response = api.post(
+        "/api/auth/login",
+        headers={"Content-Type": "application/json"},
+        data="[" * 1000 + "]" * 1000,
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "invalid_json"
