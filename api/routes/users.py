@@ -36,8 +36,9 @@ def get_me() -> ResponseReturnValue:
     body=UpdateMeSchema,
     responses={200: UserSchema},
     errors=(400, 409, 413, 415),
-    description="Changing the email or the password needs `currentPassword` (a wrong one is "
-    "401 `invalid_credentials`) and revokes every token issued before.",
+    description="Changing the email or the password needs `currentPassword` (a missing one is "
+    "400 `validation_error` naming it, a wrong one 401 `invalid_credentials`) and revokes "
+    "every token issued before.",
 )
 def update_me() -> ResponseReturnValue:
     data = json_body(UpdateMeSchema)

@@ -69,6 +69,13 @@ class UpdateMeSchema(RequestSchema):
                 "Give at least one of username, email, password.", field_name="_body"
             )
 
+    @validates_schema
+    def current_password_for_credentials(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if {"email", "password"} & data.keys() and "current_password" not in data:
+            raise ValidationError(
+                "Required to change the email or the password.", field_name="currentPassword"
+            )
+
 
 class RoleChangeSchema(RequestSchema):
     role = fields.String(required=True, validate=validate.OneOf(GRANTABLE_ROLES))

@@ -22,13 +22,29 @@ def test_changing_the_username_needs_no_password(api: Api):
     assert api.get("/api/users/me", alice).json["username"] == "alicia"  # token still valid
 
 
-def test_changing_email_or_password_needs_the_current_password(api: Api):
+def test_changing_email_or_password_without_the_current_password_is_a_validation_error(
+    api: Api,
+):
     alice = api.user("alice")
     for change in ({"email": "new@example.com"}, {"password": "another password"}):
-        for wrong in ({}, {"currentPassword": "not my password"}):
-            response = api.patch("/api/users/me", alice, json=change | wrong)
-            assert response.status_code == 401
-            assert error_code(response) == "invalid_credentials"
+        response = api.patch("/api/users/me", alice, json=change)
+        assert response.status_code == 400
+        assert error_code(response) == "validation_error"
+        assert "currentPassword" in response.json["error"]["details"]
+    assert api.get("/api/users/me", alice).json["email"] == alice.email
+    assert api.login(alice.email).status_code == 200
+
+
+def test_changing_email_or_password_with_a_wrong_current_password_is_invalid_credentials(
+    api: Api,
+):
+    alice = api.user("alice")
+    for change in ({"email": "new@example.com"}, {"password": "another password"}):
+        response = api.patch(
+            "/api/users/me", alice, json=change | {"currentPassword": "not my password"}
+        )
+        assert response.status_code == 401
+        assert error_code(response) == "invalid_credentials"
     assert api.get("/api/users/me", alice).json["email"] == alice.email
 
 
