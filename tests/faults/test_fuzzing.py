@@ -2,17 +2,27 @@
 
 Schemathesis generates requests for every documented operation, valid ones (within the
 schemas) and invalid ones (each breaking the schema somewhere), authenticated with a real
-token. Whatever it sends, the server must never answer 5xx, and every error must come in
-the contract's one shape ``{"error": {"code", "message", "details": {}}}``.
+token, each sent to a server on SQLite or one on PostgreSQL (their drivers refuse different
+things). About half of them are then made hostile the way the schemas cannot express: a
+NUL or an unpaired surrogate in a path id, a query value or a JSON string, JSON nested far
+deeper than any body of the API, a key given twice, a cursor that decodes to what the
+service never issues, an integer spelled loosely (``+5``, ``5_0``, full-width digits).
+Whatever it sends, the server must never answer 5xx, every error must come in the
+contract's one shape ``{"error": {"code", "message", "details": {}}}``, and a hostile
+request is never accepted.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import count
+from typing import Any
 
 import pytest
 import requests
@@ -24,6 +34,7 @@ from schemathesis import GenerationMode
 from api.server import MAX_HEADER_BUFFER
 from tests.api.conftest import PASSWORD
 from tests.api.servers import running_server
+from tests.conftest import POSTGRES_PROBLEM, POSTGRES_URL, reset_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +43,12 @@ MIN_REQUESTS = 2_000
 # Operations that end or change the caller's account get an account of their own per request.
 SELF_ENDING = {("DELETE", "/api/users/me"), ("PATCH", "/api/users/me")}
 NO_NEGATIVE_CASES = "no negative cases"  # an operation without inputs cannot be broken
+# Half the examples go as generated; the rest are made hostile in one of these ways.
+HOSTILITIES = [None, None, None, None, None, "text", "nesting", "duplicate", "cursor", "integer"]
+UNREADABLE = ["\x00", "a\x00b", "\ud800", "x\udfff", "\udbff\udbff"]
+# A URL carries no lone surrogate (the client cannot encode one), but NUL it does.
+UNREADABLE_IN_URLS = ["\x00", "a\x00b", "\x00\x00"]
+ARGS = ("--threads", "8")
 
 
 @dataclass
@@ -83,17 +100,30 @@ class Fuzzer:
 
 
 @pytest.fixture(scope="module")
-def fuzzer(tmp_path_factory) -> Iterator[Fuzzer]:
+def fuzzers(tmp_path_factory) -> Iterator[list[Fuzzer]]:
+    """A server on SQLite and, where PostgreSQL is up, one on PostgreSQL (CI requires it)."""
     directory = tmp_path_factory.mktemp("fuzz")
-    with running_server(
-        f"sqlite:///{directory}/ticketing.db", directory / "server.log", "--threads", "8"
-    ) as base_url:
-        target = Fuzzer(base_url)
-        target.prepare()
-        yield target
-        log = (directory / "server.log").read_text()
-        assert '"status": 500' not in log, "the server logged a 500"
-        assert "Traceback" not in log
+    stores = {"sqlite": f"sqlite:///{directory}/ticketing.db"}
+    if POSTGRES_PROBLEM is None:
+        reset_postgres()
+        stores["postgres"] = POSTGRES_URL
+    with ExitStack() as servers:
+        targets = [
+            Fuzzer(servers.enter_context(running_server(url, directory / f"{name}.log", *ARGS)))
+            for name, url in stores.items()
+        ]
+        for target in targets:
+            target.prepare()
+        yield targets
+    for name in stores:
+        log = (directory / f"{name}.log").read_text()
+        assert '"status": 500' not in log, f"the server on {name} logged a 500"
+        assert "Traceback" not in log, name
+
+
+@pytest.fixture(scope="module")
+def fuzzer(fuzzers: list[Fuzzer]) -> Fuzzer:
+    return fuzzers[0]
 
 
 def assert_contract_shape(response: requests.Response) -> None:
@@ -120,7 +150,8 @@ def _aim(case, fuzzer: Fuzzer, data: st.DataObject) -> None:
                 case.body[name] = real
 
 
-def _fuzz(operation, mode: GenerationMode, fuzzer: Fuzzer) -> None:
+def _fuzz(operation, mode: GenerationMode, targets: list[Fuzzer], query: dict[str, str]) -> None:
+    """``query``: the operation's query parameters and their JSON Schema types."""
     key = (operation.method.upper(), operation.path)
 
     @settings(
@@ -132,26 +163,113 @@ def _fuzz(operation, mode: GenerationMode, fuzzer: Fuzzer) -> None:
     )
     @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
     def run(case, data) -> None:
+        fuzzer = data.draw(st.sampled_from(targets))
         _aim(case, fuzzer, data)
         token = fuzzer.account()[1] if key in SELF_ENDING else fuzzer.token
-        response = case.call(
-            base_url=fuzzer.base_url,
-            session=fuzzer.session,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
+        hostility = data.draw(st.sampled_from(HOSTILITIES))
+        hostile = False
+        if hostility == "text" and case.path_parameters:
+            name = data.draw(st.sampled_from(sorted(case.path_parameters)))
+            case.path_parameters[name] = data.draw(st.sampled_from(UNREADABLE_IN_URLS))
+            hostile = True
+        request = case.as_transport_kwargs(
+            base_url=fuzzer.base_url, headers={"Authorization": f"Bearer {token}"}
         )
+        hostile = _make_hostile(hostility, request, data, query) or hostile
+        response = fuzzer.session.request(**request, timeout=10)
         fuzzer.sent[key] += 1
         fuzzer.statuses[response.status_code] += 1
         try:
             assert_contract_shape(response)
+            if hostile:
+                assert response.status_code >= 400, (hostility, response.status_code)
         except AssertionError as failure:
-            raise AssertionError(f"{failure}\n{case.as_curl_command()}") from None
+            sent = {name: request.get(name) for name in ("method", "url", "params", "json", "data")}
+            raise AssertionError(f"{failure}\n{str(sent)[:2000]}") from None
 
     run()
 
 
-def test_fuzzing_every_operation_never_gives_a_5xx_or_an_off_contract_error(fuzzer: Fuzzer):
-    document = requests.get(f"{fuzzer.base_url}/api/openapi.json", timeout=10).json()
+def _make_hostile(
+    hostility: str | None, request: dict[str, Any], data: st.DataObject, query: dict[str, str]
+) -> bool:
+    """Break ``request`` (the arguments for ``requests``) in the way named, where it has the
+    part to break; True when what it did makes a request the server must refuse."""
+    has_body, body = "json" in request, request.get("json")
+    params = request.setdefault("params", {})
+    if hostility == "text" and has_body:
+        document = body if isinstance(body, dict) and body else {"name": ""}
+        name = data.draw(st.sampled_from(sorted(document)))
+        text = document[name] if isinstance(document[name], str) else ""
+        document[name] = text + data.draw(st.sampled_from(UNREADABLE))
+        request["json"] = document
+        return True
+    if hostility == "text" and query:
+        name = data.draw(st.sampled_from(sorted(query)))
+        params[name] = f"{params.get(name, '')}{data.draw(st.sampled_from(UNREADABLE_IN_URLS))}"
+        return True
+    if hostility == "nesting" and has_body:
+        depth = data.draw(st.sampled_from([33, 1_000, 20_000]))
+        return _raw(request, "[" * depth + json.dumps(body) + "]" * depth)
+    if hostility == "duplicate" and has_body:
+        pairs = list(body.items()) if isinstance(body, dict) and body else [("quantity", 1)]
+        twice = pairs[data.draw(st.integers(0, len(pairs) - 1))]
+        members = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in [*pairs, twice]]
+        return _raw(request, "{" + ", ".join(members) + "}")
+    if hostility == "cursor" and "cursor" in query:
+        params["cursor"] = _encoded(data.draw(FOREIGN_CURSOR_VALUES))
+        return False  # by chance it may decode to a key a list accepts
+    integers = sorted(name for name, kind in query.items() if kind == "integer")
+    if hostility == "integer" and integers:
+        name = data.draw(st.sampled_from(integers))
+        params[name] = data.draw(st.sampled_from(_loose_spellings(data.draw(st.integers(1, 50)))))
+        return True
+    return False
+
+
+def _raw(request: dict[str, Any], body: str) -> bool:
+    del request["json"]
+    request["data"] = body.encode()
+    request["headers"]["Content-Type"] = "application/json"
+    return True
+
+
+def _encoded(values: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def _loose_spellings(number: int) -> list[str]:
+    digits = str(number)
+    return [
+        f"+{digits}",
+        f" {digits}",
+        f"{digits} ",
+        f"{digits}_0",
+        f"{digits}.0",
+        digits.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+        digits.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),
+    ]
+
+
+# What a cursor may decode to when a client made it up: any JSON, with the strings and
+# integers no list key holds.
+FOREIGN_CURSOR_VALUES = st.recursive(
+    st.one_of(
+        st.integers(min_value=-(2**80), max_value=2**80),
+        st.text(st.one_of(st.characters(), st.sampled_from(["\x00", "\ud800", "\udfff"]))),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.none(),
+    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=4,
+)
+
+
+def test_fuzzing_every_operation_never_gives_a_5xx_or_an_off_contract_error(
+    fuzzers: list[Fuzzer],
+):
+    document = requests.get(f"{fuzzers[0].base_url}/api/openapi.json", timeout=10).json()
     schema = schemathesis.openapi.from_dict(document)
     operations = [result.ok() for result in schema.get_all_operations()]
     documented = {
@@ -160,17 +278,26 @@ def test_fuzzing_every_operation_never_gives_a_5xx_or_an_off_contract_error(fuzz
     assert {(op.method.upper(), op.path) for op in operations} == documented
 
     for operation in operations:
+        declared = document["paths"][operation.path][operation.method.lower()]
+        query = {
+            parameter["name"]: parameter["schema"].get("type", "")
+            for parameter in declared.get("parameters", [])
+            if parameter["in"] == "query"
+        }
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
-                _fuzz(operation, mode, fuzzer)
+                _fuzz(operation, mode, fuzzers, query)
             except Exception as error:
                 if mode is GenerationMode.NEGATIVE and _cannot_be_broken(error):
                     continue
                 raise
 
-    total = sum(fuzzer.sent.values())
-    print(f"\nfuzzed {total} requests over {len(fuzzer.sent)} operations: {dict(fuzzer.statuses)}")
-    assert set(fuzzer.sent) == documented, "some operation was never called"
+    sent = sum((target.sent for target in fuzzers), Counter())
+    statuses = sum((target.statuses for target in fuzzers), Counter())
+    total = sum(sent.values())
+    print(f"\nfuzzed {total} requests, {len(sent)} operations, {len(fuzzers)} stores: {statuses}")
+    assert set(sent) == documented, "some operation was never called"
+    assert all(target.sent for target in fuzzers), "a store was never fuzzed"
     assert total >= MIN_REQUESTS
 
 
