@@ -4,7 +4,7 @@ A token stops working once its user changes password or email (the credential ve
 on) or is deleted. Checking that reads nothing per request: the service's
 ``CredentialVersions`` knows the current version of every account whose credentials ever
 changed (this process's changes at once, other processes' as the store notifies them, within
-a second at worst; see ``domain.persistence.CredentialFollower``). The account itself is read
+a second at worst; see ``adapters.credentials.CredentialFollower``). The account itself is read
 from the store only by views that need more than the caller's id (``current_user()``); in the
 on-sale profile that read, two statements per request, was a tenth of a worker's samples.
 So a token that this server's key signed for an id with no account at all (a store restored

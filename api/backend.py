@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from adapters import open_service
+from adapters.credentials import CredentialFollower
+from adapters.database_url import parse_database_url
 from api import responselog
 from api.config import PROJECTOR_EMBEDDED, Settings
 from domain.errors import ServiceBusy
-from domain.persistence import CredentialFollower, parse_database_url
-from domain.service import TicketingService, open_service
+from domain.service import TicketingService
 from projections.queries import ReadModel
 from projections.runner import ProjectionRunner
 from projections.schema import migrate as migrate_read_models

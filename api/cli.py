@@ -99,13 +99,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _database_url() -> str:
-    from domain.persistence import DEFAULT_DATABASE_URL
+    from adapters.database_url import DEFAULT_DATABASE_URL
 
     return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
 def _open_service() -> Any:
-    from domain.service import open_service
+    from adapters import open_service
 
     return open_service(_database_url(), pool_size=2)
 
@@ -185,7 +185,7 @@ def _project(args: argparse.Namespace) -> int:
 
 
 def _lag(args: argparse.Namespace) -> int:
-    from projections.db import ReadModelDatabase
+    from adapters.sql import ReadModelDatabase
     from projections.runner import measure_lag
 
     service = _open_service()

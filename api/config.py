@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.persistence import DEFAULT_DATABASE_URL
+from adapters.database_url import DEFAULT_DATABASE_URL
 
 MIN_SECRET_LENGTH = 32
 DEVELOPMENT = "development"

@@ -14,7 +14,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from projections.db import Cursor, ReadModelDatabase
+from adapters.sql import Cursor, ReadModelDatabase
 
 TTL = timedelta(hours=24)
 TABLE = "idempotency_responses"

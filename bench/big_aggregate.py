@@ -15,9 +15,9 @@ import gc
 import time
 import tracemalloc
 
+from adapters import open_service
 from bench.common import DEFAULT_PG, fresh_store, machine, percentile
 from bench.history import ORGANIZER, churn_history
-from domain.service import open_service
 
 
 def main(argv: list[str] | None = None) -> None:

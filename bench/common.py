@@ -18,7 +18,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def fresh_store(database_url: str) -> None:
     """Empty the benchmark's database (a dedicated one: never the application's)."""
-    from domain.persistence import parse_database_url
+    from adapters.database_url import parse_database_url
 
     db = parse_database_url(database_url)
     if db.is_postgres:

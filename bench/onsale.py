@@ -117,7 +117,7 @@ def create_users(database_url: str, count: int, tag: str) -> tuple[list[str], st
 
     ``tag`` makes the names unique, so runs against a long-lived server's store never meet.
     """
-    from domain.service import open_service
+    from adapters import open_service
 
     service = open_service(
         database_url, pool_size=8, ARGON2_TIME_COST="1", ARGON2_MEMORY_COST="1024"
@@ -200,8 +200,8 @@ async def poll_status(
 
 
 def sample_lag(database_url: str, stop: threading.Event, samples: list[float]) -> None:
-    from domain.service import open_service
-    from projections.db import ReadModelDatabase
+    from adapters import open_service
+    from adapters.sql import ReadModelDatabase
     from projections.runner import measure_lag
 
     service = open_service(database_url, pool_size=1)
@@ -304,7 +304,7 @@ async def wait_for_version(base_url: str, event_id: str, token: str, version: in
 
 def verify_store_fifo(verdict: Verdict, database_url: str, event_id: str) -> dict[str, int]:
     """Replay the stored history: every Reassigned went to the queue head at that moment."""
-    from domain.service import open_service
+    from adapters import open_service
 
     service = open_service(database_url, pool_size=1)
     try:

@@ -9,9 +9,9 @@ import argparse
 import sys
 import time
 
+from adapters import open_service
 from bench.common import DEFAULT_PG, fresh_store, machine
 from bench.history import random_history
-from domain.service import open_service
 from projections.rebuild import rebuild
 from projections.schema import migrate
 

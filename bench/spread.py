@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters import open_service
 from bench.common import DEFAULT_PG, fresh_store, machine, percentile
-from domain.service import open_service
 
 RESULTS = Path(__file__).parent / "results"
 ORGANIZER = "spread-organizer"

@@ -2,7 +2,7 @@
 
 A lane's leader (``domain.lanes``) hands its queued commands to ``_run_batch``: they are
 decided on one state and appended as one transaction during the leader's turn on the event
-(``domain.persistence``), retried on fresh state after a conflict or a store error, and
+(the store adapters (``adapters``)), retried on fresh state after a conflict or a store error, and
 each caller is answered with its own outcome. The mixin relies on the host's ``lanes``,
 ``turns``, ``mapper``, ``events``, ``snapshots``, retry settings and ``_find_event``.
 """
@@ -21,7 +21,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from domain.errors import DomainError, EventNotFound, ServiceBusy, UserNotFound
 from domain.event import Event
 from domain.lanes import Command, Lane
-from domain.persistence import Turn, Watch
+from domain.ports import Turn, Watch
 from domain.user import User
 
 log = logging.getLogger("ticketing.events")

@@ -8,7 +8,7 @@ Accounts that never changed their credentials are not in it at all, so it stays 
 
 The fold is idempotent and order-free (each event is known by its version in the account's
 stream), so the process that made a change can apply it at once while a follower
-(``domain.persistence.CredentialFollower``) applies everyone's changes from the store.
+(``adapters.credentials.CredentialFollower``) applies everyone's changes from the store.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from domain.event import (
 )
 from domain.lanes import Lanes
 from domain.passwords import Passwords
-from domain.persistence import PostgresTurns, RecorderTurns
+from domain.ports import Turns
 
 log = logging.getLogger("ticketing.events")
 
@@ -82,7 +82,7 @@ class TicketingService(AccountCommands, EventBatches, Application[UUID]):
     name = "ticketing"
     is_snapshotting_enabled = True
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, *, turns: Callable[[Any], Turns]) -> None:
         super().__init__(env)
         self.max_attempts = int(self.env.get("COMMAND_MAX_ATTEMPTS") or 20)
         # Retries stop after this long even with attempts left: while the store restarts,
@@ -95,7 +95,7 @@ class TicketingService(AccountCommands, EventBatches, Application[UUID]):
         self.passwords = Passwords.from_settings(self.env)
         self.lanes: Lanes[Event] = Lanes(self._run_batch)
         self.after_append: list[Callable[[], None]] = []
-        self.turns: PostgresTurns | RecorderTurns = RecorderTurns(self.recorder)
+        self.turns: Turns = turns(self.recorder)
         # Which tokens stand; kept current from the store by a ``CredentialFollower``.
         self.credentials = CredentialVersions()
 
@@ -312,25 +312,3 @@ class TicketingService(AccountCommands, EventBatches, Application[UUID]):
 
 def _booking_not_found() -> Exception:
     return BookingNotFound("No such booking or waitlist entry.")
-
-
-def open_service(
-    database_url: str | None = None,
-    *,
-    create_tables: bool = False,
-    pool_size: int = 5,
-    **settings: str,
-) -> TicketingService:
-    """The service on the store that ``DATABASE_URL`` names (see ``domain.persistence``).
-
-    ``settings`` are extra environment entries (e.g. ``SNAPSHOT_INTERVAL``, ``ARGON2_TIME_COST``).
-    """
-    from domain.persistence import eventsourcing_env, parse_database_url
-
-    db = parse_database_url(database_url)
-    env = eventsourcing_env(db, create_tables=create_tables, pool_size=pool_size)
-    env.update(settings)
-    service = TicketingService(env)
-    if db.is_postgres:
-        service.turns = PostgresTurns(db, service.recorder)
-    return service

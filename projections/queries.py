@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from projections.db import Cursor, ReadModelDatabase
+from adapters.sql import Cursor, ReadModelDatabase
 from projections.runner import LIVE, Lag, measure_lag
 from projections.schema import TRACKING_TABLE
 

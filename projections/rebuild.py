@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from domain.service import TicketingService, open_service
-from projections.db import Cursor
+from adapters import open_service
+from adapters.sql import Cursor
+from domain.service import TicketingService
 from projections.runner import LIVE, ProjectionRunner
 from projections.schema import (
     INDEXES,

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters import open_service
+from adapters.postgres import listen_forever
+from adapters.sql import Cursor, ReadModelDatabase
 from domain.event import Event
-from domain.persistence import listen_forever
-from domain.service import TicketingService, open_service
+from domain.service import TicketingService
 from projections import projector
-from projections.db import Cursor, ReadModelDatabase
 from projections.projector import Rows
 from projections.schema import TRACKING_TABLE
 from projections.tables import RowStore

@@ -14,7 +14,7 @@ The view ``waiting_list_positions`` gives every waiting entry its current 1-base
 
 from __future__ import annotations
 
-from projections.db import Cursor, ReadModelDatabase
+from adapters.sql import Cursor, ReadModelDatabase
 
 TABLES = ("event_status", "bookings", "waiting_list", "user_holdings")
 TRACKING_TABLE = "projection_tracking"

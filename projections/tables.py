@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from projections.db import Cursor
+from adapters.sql import Cursor
 from projections.projector import PRIMARY_KEYS, Key, Row
 
 CHUNK = 400

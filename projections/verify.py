@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.sql import Cursor
 from domain.errors import EventNotFound
 from domain.event import Event
 from domain.service import TicketingService
-from projections.db import Cursor
 from projections.queries import ReadModel
 
 

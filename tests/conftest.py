@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from domain.service import TicketingService, open_service
+from adapters import open_service
+from domain.service import TicketingService
 
 SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # Child processes started by tests inherit the parent's scratch database through the env.
@@ -27,7 +28,7 @@ FAST_HASHING = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024"}
 def _postgres_problem() -> str | None:
     import psycopg
 
-    from domain.persistence import parse_database_url
+    from adapters.database_url import parse_database_url
 
     try:
         with psycopg.connect(
@@ -55,7 +56,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     import psycopg
 
-    from domain.persistence import parse_database_url
+    from adapters.database_url import parse_database_url
 
     with psycopg.connect(parse_database_url(SERVER_URL).conninfo(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)')
@@ -65,7 +66,7 @@ def reset_postgres(url: str = POSTGRES_URL) -> None:
     """Drop every table of the scratch database: each test starts from an empty store."""
     import psycopg
 
-    from domain.persistence import parse_database_url
+    from adapters.database_url import parse_database_url
 
     with psycopg.connect(parse_database_url(url).conninfo(), autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS public CASCADE")

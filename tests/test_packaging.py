@@ -16,7 +16,7 @@ def test_every_application_package_is_installed_by_pip_install_dot() -> None:
     shipped = set(find_packages(where=str(ROOT), include=include))
     on_disk = {
         ".".join(init.parent.relative_to(ROOT).parts)
-        for top in ("domain", "projections", "api", "bench")
+        for top in ("domain", "adapters", "projections", "api", "bench")
         for init in (ROOT / top).rglob("__init__.py")
     }
     assert on_disk <= shipped

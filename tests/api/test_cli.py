@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from adapters import open_service
 from api.cli import main
-from domain.service import open_service
 from projections.queries import ReadModel
 from projections.runner import ProjectionRunner
 from tests.api.servers import ticketing_command

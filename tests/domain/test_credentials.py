@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from adapters import open_service
+from adapters.credentials import CredentialFollower
+from adapters.database_url import parse_database_url
 from domain.credentials import CredentialVersions
-from domain.persistence import CredentialFollower, parse_database_url
-from domain.service import open_service
 from domain.user import User
 from tests.conftest import FAST_HASHING
 

@@ -9,9 +9,10 @@ from uuid import UUID
 import pytest
 from argon2 import extract_parameters
 
+from adapters import open_service
 from domain.errors import InvalidCredentials
 from domain.passwords import Passwords
-from domain.service import TicketingService, open_service
+from domain.service import TicketingService
 from tests.conftest import FAST_HASHING
 
 PASSWORD = "correct horse"

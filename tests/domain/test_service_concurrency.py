@@ -16,8 +16,9 @@ from uuid import UUID
 
 import pytest
 
+from adapters import open_service
 from domain.event import Event
-from domain.service import TicketingService, open_service
+from domain.service import TicketingService
 from tests.conftest import FAST_HASHING
 from tests.domain import workers
 from tests.domain.support import ORGANIZER

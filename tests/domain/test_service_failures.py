@@ -11,7 +11,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 
 from domain.errors import ServiceBusy, UserNotFound
 from domain.event import Idempotency
-from domain.persistence import Turn
+from domain.ports import Turn
 from domain.service import TicketingService
 from tests.domain.support import ORGANIZER, bookings
 
@@ -128,7 +128,7 @@ def test_a_failing_listener_does_not_fail_a_committed_command(service: Ticketing
 def test_a_failing_snapshot_does_not_fail_a_committed_command(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from domain.service import open_service
+    from adapters import open_service
 
     service = open_service(database_url, create_tables=True, SNAPSHOT_INTERVAL="2")
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id

@@ -9,10 +9,11 @@ from uuid import UUID
 
 import pytest
 
+from adapters import open_service
+from adapters.sqlite import RecorderTurns
 from domain.errors import ServiceBusy, UserNotFound
 from domain.event import Event
-from domain.persistence import RecorderTurns
-from domain.service import TicketingService, open_service
+from domain.service import TicketingService
 from tests.conftest import FAST_HASHING
 from tests.domain.support import ORGANIZER, bookings, queue
 
@@ -229,13 +230,14 @@ def test_a_writer_stuck_holding_an_events_lock_makes_others_busy_not_stuck(
 ) -> None:
     import psycopg
 
-    from domain import persistence
+    from adapters import postgres
+    from adapters.database_url import parse_database_url
 
-    monkeypatch.setattr(persistence, "LOCK_TIMEOUT_MS", 200)
+    monkeypatch.setattr(postgres, "LOCK_TIMEOUT_MS", 200)
     service = open_service(postgres_url, create_tables=True, COMMAND_MAX_ATTEMPTS="2")
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=5).id
     key = int.from_bytes(UUID(event_id).bytes[:8], "big", signed=True)
-    stuck = psycopg.connect(persistence.parse_database_url(postgres_url).conninfo())
+    stuck = psycopg.connect(parse_database_url(postgres_url).conninfo())
     try:
         stuck.execute("SELECT pg_advisory_lock(%s)", (key,))
         with pytest.raises(ServiceBusy):

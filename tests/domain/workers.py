@@ -13,9 +13,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from adapters import open_service
 from domain.errors import DomainError, ServiceBusy
 from domain.event import Idempotency
-from domain.service import TicketingService, open_service
+from domain.service import TicketingService
 
 FAST_HASHING = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024"}
 CLIENT_RETRIES = 50

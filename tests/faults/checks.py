@@ -8,10 +8,11 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from adapters import open_service
+from adapters.sql import ReadModelDatabase
 from api.cli import main as ticketing
 from domain.event import Event
-from domain.service import TicketingService, open_service
-from projections.db import ReadModelDatabase
+from domain.service import TicketingService
 from projections.runner import measure_lag
 from tests.faults.load import CONNECTION_ERROR, Ledger
 

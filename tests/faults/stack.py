@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from domain.persistence import parse_database_url
+from adapters.database_url import parse_database_url
 from tests.api.servers import (
     HttpClient,
     running_projector,

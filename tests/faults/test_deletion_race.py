@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from domain.service import open_service
+from adapters import open_service
 from tests.api.servers import HttpClient
 from tests.faults.stack import Stack
 

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from domain.persistence import parse_database_url
+from adapters.database_url import parse_database_url
 from projections.runner import LISTEN_APPLICATION_NAME
 from tests.faults.checks import (
     assert_every_acknowledged_booking_stored_exactly_once,

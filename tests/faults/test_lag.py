@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adapters import open_service
 from api.cli import main
 from bench.history import random_history
-from domain.service import open_service
 from projections.runner import ProjectionRunner
 from tests.conftest import FAST_HASHING
 

@@ -12,11 +12,11 @@ import psycopg
 import pytest
 import requests
 
+from adapters import open_service
+from adapters.sql import ReadModelDatabase
 from api.cli import main as ticketing
 from api.server import GRACEFUL_TIMEOUT_SECONDS
 from bench.history import random_history
-from domain.service import open_service
-from projections.db import ReadModelDatabase
 from projections.schema import TRACKING_TABLE
 from tests.api.servers import running_projector
 from tests.faults.checks import store, wait_until_projected

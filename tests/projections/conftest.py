@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from domain.service import TicketingService, open_service
+from adapters import open_service
+from domain.service import TicketingService
 from projections.schema import migrate
 from tests.conftest import FAST_HASHING
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.sql import ReadModelDatabase
 from bench.history import random_history
 from domain.service import TicketingService
 from projections import projector
-from projections.db import ReadModelDatabase
 from projections.queries import iso
 from projections.schema import TABLES
 

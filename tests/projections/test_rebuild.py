@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.sql import Cursor, ReadModelDatabase
 from domain.service import TicketingService
 from projections import rebuild as rebuild_module
-from projections.db import Cursor, ReadModelDatabase
 from projections.rebuild import rebuild
 from projections.schema import REBUILD_SUFFIX, TABLES
 from tests.projections.support import random_history

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from domain.service import TicketingService, open_service
+from adapters import open_service
+from domain.service import TicketingService
 from projections.queries import ReadModel
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
@@ -172,7 +173,7 @@ def test_projection_process_killed_mid_stream_resumes_exactly_once(
 def test_runner_survives_its_connections_being_terminated(postgres_url: str) -> None:
     import psycopg
 
-    from domain.persistence import parse_database_url
+    from adapters.database_url import parse_database_url
 
     store = open_service(postgres_url, create_tables=True, **FAST_HASHING)
     migrate(postgres_url)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from domain.persistence import Database, parse_database_url
+from adapters.database_url import Database, parse_database_url
 
 T = TypeVar("T")
 

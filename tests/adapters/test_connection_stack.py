@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from domain.persistence import ConnectionStack, parse_database_url
+from adapters.database_url import parse_database_url
+from adapters.postgres import ConnectionStack
 
 pytestmark = pytest.mark.postgres
 
