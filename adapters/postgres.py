@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -136,32 +137,74 @@ class ConnectionStack:
     Autocommit, so that a turn's ``BEGIN`` and ``COMMIT`` are its own, and bound client side,
     so that one ``execute`` can carry several statements. A turn needs nothing of a
     connection pool but this bounded stack: psycopg_pool's checkout and return cost a turn
-    about 90 us of CPU, as much as one of its round trips. A connection that comes back
-    broken or inside a transaction it cannot roll back is closed, and the next turn opens
-    a new one (after a server restart, each dead connection fails one attempt).
+    about as much CPU as one of its round trips. A connection that comes back broken or
+    inside a transaction it cannot roll back is closed, and the next turn opens a new one
+    (after a server restart, each dead connection fails one attempt).
+
+    Threads waiting for a connection get it first come, first served: a freed slot is
+    handed to the longest waiter. A plain semaphore lets the thread that frees a slot take
+    it straight back (it still holds the GIL when the waiter wakes), so a few threads
+    cycled through the connections while the rest waited out ``wait``.
     """
 
     def __init__(self, db: Database, size: int, wait: float = 2.0) -> None:
         self._db = db
         self._idle: list[Any] = []
-        self._slots = threading.BoundedSemaphore(size)
+        self._free_slots = size
+        self._waiters: deque[threading.Lock] = deque()  # each held until its slot is handed
         self._open: set[Any] = set()
         self._mutex = threading.Lock()
         self._wait = wait  # longer without a free connection is a store error: retried
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
-
-        if not self._slots.acquire(timeout=self._wait):
-            raise psycopg.OperationalError("no connection for a turn became free in time")
-        conn = None
+        conn = self.acquire()
         try:
-            conn = self._idle.pop() if self._idle else self._connect()
             yield conn
         finally:
-            if conn is not None:
-                self._give_back(conn)
-            self._slots.release()
+            self.release(conn)
+
+    def acquire(self) -> Any:
+        """A connection of the stack's (``release`` it, from any thread)."""
+        self._take_slot()
+        try:
+            try:
+                return self._idle.pop()
+            except IndexError:
+                return self._connect()
+        except BaseException:
+            self._free_slot()
+            raise
+
+    def release(self, conn: Any) -> None:
+        try:
+            self._give_back(conn)
+        finally:
+            self._free_slot()
+
+    def _take_slot(self) -> None:
+        with self._mutex:
+            if self._free_slots and not self._waiters:
+                self._free_slots -= 1
+                return
+            handed = threading.Lock()
+            handed.acquire()
+            self._waiters.append(handed)
+        if handed.acquire(timeout=self._wait):
+            return
+        with self._mutex:
+            try:
+                self._waiters.remove(handed)
+            except ValueError:
+                return  # handed over just as the wait ran out: the slot is ours
+        raise psycopg.OperationalError("no connection for a turn became free in time")
+
+    def _free_slot(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free_slots += 1
 
     def _connect(self) -> Any:
 
