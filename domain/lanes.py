@@ -115,13 +115,20 @@ class Lanes(Generic[A]):
     def _evict_idle(self, keep: UUID) -> None:
         """Drop the least recently used idle lanes beyond ``max_lanes``. A lane handed out
         just before its eviction still works: the store's version check (and, across
-        processes, the event lock) keeps two lanes for one event correct, only slower."""
-        for aggregate_id in list(self._lanes):
-            if len(self._lanes) <= self.max_lanes:
-                return
-            candidate = self._lanes[aggregate_id]
-            if aggregate_id != keep and not candidate.busy and not candidate.queue:
-                del self._lanes[aggregate_id]
+        processes, the event lock) keeps two lanes for one event correct, only slower.
+
+        Only the oldest lanes are looked at, as many as must go: a lane in use there moves
+        to the end (it is in use, so recently used), so each new lane costs a few steps,
+        not a pass over every lane."""
+        excess = len(self._lanes) - self.max_lanes
+        looked_at = 0
+        while excess > 0 and looked_at < len(self._lanes):
+            aggregate_id, candidate = self._lanes.popitem(last=False)
+            looked_at += 1
+            if aggregate_id == keep or candidate.busy or candidate.queue:
+                self._lanes[aggregate_id] = candidate
+            else:
+                excess -= 1
 
     def __len__(self) -> int:
         return len(self._lanes)

@@ -190,3 +190,26 @@ def test_a_busy_lane_is_never_evicted() -> None:
     assert len(lanes) == 2  # the idle middle one went; the busy and the newest stay
     assert lanes.lane(busy.aggregate_id) is busy
     assert lanes.lane(newest.aggregate_id) is newest
+
+
+class CountedId(UUID):
+    """An aggregate id that counts how often the lanes' table looks it up."""
+
+    lookups = 0
+
+    def __hash__(self) -> int:
+        CountedId.lookups += 1
+        return super().__hash__()
+
+
+def test_a_new_lane_past_the_limit_looks_at_the_oldest_lanes_only() -> None:
+    lanes: Lanes[Any] = Lanes(lambda lane, commands: None, max_lanes=500)
+    for _ in range(500):
+        lanes.lane(CountedId(int=uuid4().int))
+    CountedId.lookups = 0
+
+    for _ in range(100):
+        lanes.lane(uuid4())  # each evicts the least recently used idle lane
+
+    assert len(lanes) == 500
+    assert CountedId.lookups <= 100 * 3  # not every lane's key for every new lane
