@@ -1,5 +1,1 @@
-"""The HTTP API of the ticketing service (see shared/API.md)."""
-
-from api.app import create_app
-
-__all__ = ["create_app"]
+"""The HTTP API of the ticketing service (see shared/API.md); ``api.app.create_app`` builds it."""

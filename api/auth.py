@@ -1,84 +1,30 @@
-"""Who is calling: JWTs that name the user and the credential version they were issued for.
+"""Who is calling: the account a bearer token names, while its credentials stand.
 
 A token stops working once its user changes password or email (the credential version moves
 on) or is deleted. Checking that reads nothing per request: the service's
 ``CredentialVersions`` knows the current version of every account whose credentials ever
 changed (this process's changes at once, other processes' as the store notifies them, within
-a second at worst; see ``adapters.credentials.CredentialFollower``). The account itself is read
-from the store only by views that need more than the caller's id (``current_user()``); in the
-on-sale profile that read, two statements per request, was a tenth of a worker's samples.
-So a token that this server's key signed for an id with no account at all (a store restored
-from an older backup: rotate ``JWT_SECRET_KEY`` then) passes where only the id is needed.
+a second at worst; see ``adapters.credentials.CredentialFollower``). The account itself is
+read from the store only by views that need more than the caller's id (``current_user()``),
+since under load that read was a large share of each request (docs/performance.md). So a
+token that this server's key signed for an id with no account at all (a store restored from
+an older backup: rotate ``JWT_SECRET_KEY`` then) passes where only the id is needed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any
 
-import jwt
-from flask import Response, current_app, g, request
-from flask_jwt_extended import create_access_token
-from jwt import ExpiredSignatureError, InvalidTokenError
+from flask import Response, g
 
 from api import backend
-from api.errors import ApiError, error_response, forbidden
+from api.errors import ApiError, forbidden
+from api.tokens import CREDENTIAL_VERSION_CLAIM, bearer_claims, bearer_refusal, unauthorized
 from domain.accounts import UserView
 from domain.errors import ServiceBusy, UserNotFound
 from domain.user import ADMIN, AUDITOR
-
-CREDENTIAL_VERSION_CLAIM = "cv"
-
-
-def issue_token(user: UserView) -> tuple[str, datetime]:
-    """A signed access token for ``user`` and the moment it expires."""
-    lifetime = timedelta(seconds=backend.settings().jwt_access_token_expires)
-    token = create_access_token(
-        identity=user.id,
-        additional_claims={CREDENTIAL_VERSION_CLAIM: user.credential_version},
-        expires_delta=lifetime,
-    )
-    return token, datetime.now(UTC) + lifetime
-
-
-def bearer_claims() -> dict[str, Any]:
-    """The verified claims of this request's bearer token, decoded once per request.
-
-    The rate limiter (to key by user) and the view both need them, so the result (or the
-    refusal) is kept on ``g``. Tokens are issued by flask-jwt-extended but verified here
-    with PyJWT in one pass: the extension parses every token three times (header, claims
-    unverified, then verified), about 15% of a worker's CPU in the on-sale profile.
-    """
-    if "bearer_claims" not in g:
-        g.bearer_claims, g.bearer_error = None, None
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            g.bearer_error = _missing()
-        else:
-            try:
-                g.bearer_claims = verify_token(token.strip())
-            except ExpiredSignatureError:
-                g.bearer_error = _expired()
-            except (InvalidTokenError, ValueError, KeyError):
-                g.bearer_error = _invalid()
-    return g.bearer_claims
-
-
-def verify_token(token: str) -> dict[str, Any]:
-    """The claims of a signed, unexpired access token this app issued; raises otherwise."""
-    config = current_app.config
-    claims = jwt.decode(
-        token,
-        config["JWT_SECRET_KEY"],
-        algorithms=config["JWT_DECODE_ALGORITHMS"],
-        options={"require": ["exp", "sub"]},
-    )
-    if claims.get("type") != "access":
-        raise InvalidTokenError("not an access token")
-    return claims
 
 
 def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,7 +34,7 @@ def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         claims = bearer_claims()
         if claims is None:
-            return g.bearer_error
+            return bearer_refusal()
         user_id = str(claims["sub"])
         credentials = backend.service().credentials
         if not credentials.complete:  # the store was away when this worker started
@@ -153,24 +99,8 @@ REVOKED_MESSAGE = (
 
 def revoked_user() -> Response:
     """401 for a token whose account changed or went away (also mid-request)."""
-    return _unauthorized(REVOKED_MESSAGE)
+    return unauthorized(REVOKED_MESSAGE)
 
 
 def _revoked() -> ApiError:
     return ApiError(401, "unauthorized", REVOKED_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
-
-
-def _expired() -> Response:
-    return _unauthorized("The token has expired; log in again.", "token_expired")
-
-
-def _invalid() -> Response:
-    return _unauthorized("The token is invalid.")
-
-
-def _missing() -> Response:
-    return _unauthorized("A bearer token is required (Authorization: Bearer <token>).")
-
-
-def _unauthorized(message: str, code: str = "unauthorized") -> Response:
-    return error_response(401, code, message, {}, {"WWW-Authenticate": "Bearer"})

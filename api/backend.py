@@ -10,8 +10,9 @@ from flask import Flask, current_app
 from adapters import open_service
 from adapters.credentials import CredentialFollower
 from adapters.database_url import parse_database_url
-from api import responselog
 from api.config import PROJECTOR_EMBEDDED, Settings
+from api.idempotency_store import IdempotencyStore
+from api.idempotency_store import migrate as migrate_idempotency_store
 from domain.errors import ServiceBusy
 from domain.service import TicketingService
 from projections.queries import ReadModel
@@ -25,7 +26,7 @@ def migrate(database_url: str, **service_settings: str) -> None:
     """Create the event store's and the read models' tables (idempotent)."""
     open_service(database_url, create_tables=True, **service_settings).close()
     migrate_read_models(database_url)
-    responselog.migrate(database_url)
+    migrate_idempotency_store(database_url)
 
 
 @dataclass
@@ -37,8 +38,8 @@ class Backend:
     credentials: CredentialFollower | None = None
 
     @property
-    def response_log(self) -> responselog.ResponseLog:
-        return responselog.ResponseLog(self.read_model.database)
+    def idempotency_store(self) -> IdempotencyStore:
+        return IdempotencyStore(self.read_model.database)
 
     @classmethod
     def open(cls, settings: Settings) -> Backend:
@@ -110,8 +111,8 @@ def settings() -> Settings:
     return backend().settings
 
 
-def response_log() -> responselog.ResponseLog:
-    return backend().response_log
+def idempotency_store() -> IdempotencyStore:
+    return backend().idempotency_store
 
 
 def attach(app: Flask, opened: Backend) -> None:

@@ -162,7 +162,7 @@ def _project(args: argparse.Namespace) -> int:
     tracking position, or not at all) and exit 0."""
     import logging
 
-    from api.observability import configure_logging
+    from api.request_log import configure_logging
     from projections.runner import ProjectionRunner
 
     configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())

@@ -112,7 +112,8 @@ def error_response(
     return response
 
 
-def register_error_handlers(app: Flask) -> None:
+def init_app(app: Flask) -> None:
+    """Answer every exception a request can meet in the one error shape."""
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(DomainError, _domain_error)
@@ -161,9 +162,7 @@ def _store_unavailable(error: Exception) -> Response:
     """A store error that the service's own retries did not absorb: 503, never a 500."""
     if isinstance(error, sqlite3.OperationalError) and not _is_sqlite_busy(error):
         return _unexpected_error(error)  # e.g. a missing table: a bug or an unmigrated store
-    from api.metrics import count_store_error_answered
-
-    count_store_error_answered()
+    g.store_unavailable = True  # api.metrics counts the answers that say so
     log.warning(
         "store unavailable: %s",
         type(error).__name__,

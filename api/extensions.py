@@ -1,11 +1,14 @@
-"""Flask extensions, created once here and bound to an app in ``create_app``."""
+"""Flask extensions (the JWT manager and the rate limiter), created once here and bound to
+an app by ``init_app``."""
 
 from __future__ import annotations
 
-from flask import Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+
+from api.tokens import bearer_claims
 
 
 def client_key() -> str:
@@ -16,11 +19,9 @@ def client_key() -> str:
     branch because its signature fails.
     """
     if "rate_limit_key" not in g:
-        from api.auth import bearer_claims  # auth builds on these extensions
-
         claims = bearer_claims() if "Authorization" in request.headers else None
         subject = claims.get("sub") if claims else None
-        g.rate_limit_key = f"user:{subject}" if subject else f"ip:{get_remote_address()}"
+        g.rate_limit_key = f"user:{subject}" if subject else client_ip()
     return g.rate_limit_key
 
 
@@ -49,3 +50,11 @@ def default_limit() -> str:
 
 jwt = JWTManager()
 limiter = Limiter(key_func=client_key, default_limits=[default_limit], headers_enabled=True)
+
+
+def init_app(app: Flask) -> None:
+    """Bind the extensions to ``app``. Register after the request log and the head limits,
+    and before anything that may refuse a request for what it names."""
+    app.after_request(retry_after_only_on_refusals)  # registered first, so runs after the limiter's
+    jwt.init_app(app)
+    limiter.init_app(app)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 
 
-def install_security_headers(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     app.after_request(_add_security_headers)
 
 

@@ -2,7 +2,8 @@
 
 The key is scoped to the caller (two users may pick the same key) and fingerprinted with
 the request it came with, so the aggregate can replay the first outcome for a retry and
-refuse the key for a different request.
+refuse the key for a different request. The first answer is kept in the idempotency store
+(``api.idempotency_store``) and replayed from there.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Response, abort, g, request
+from flask import Flask, Response, abort, g, request
 
 from api import backend
 from api.errors import ApiError, invalid
@@ -23,6 +24,11 @@ log = logging.getLogger("ticketing.requests")
 
 HEADER = "Idempotency-Key"
 SANE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def init_app(app: Flask) -> None:
+    """Keep the answer of every keyed write for its retries."""
+    app.after_request(keep_response)
 
 
 def idempotency(user_id: str, payload: dict[str, Any]) -> Idempotency | None:
@@ -42,25 +48,25 @@ def idempotency(user_id: str, payload: dict[str, Any]) -> Idempotency | None:
         key=f"{user_id}:{key}",
         request_hash=hashlib.sha256(fingerprint.encode()).hexdigest(),
     )
-    _replay_logged_response(keyed)
+    _replay_kept_response(keyed)
     g.idempotency = keyed
     return keyed
 
 
-def _replay_logged_response(keyed: Idempotency) -> None:
-    """Answer a retry with the logged first response, or refuse a reused key."""
-    logged = backend.response_log().find(keyed.key)
-    if logged is None:
+def _replay_kept_response(keyed: Idempotency) -> None:
+    """Answer a retry with the kept first response, or refuse a reused key."""
+    kept = backend.idempotency_store().find(keyed.key)
+    if kept is None:
         return
-    if logged["request_hash"] != keyed.request_hash:
+    if kept["request_hash"] != keyed.request_hash:
         raise ApiError(
             422, "idempotency_key_reused", "This Idempotency-Key was used with a different request."
         )
     g.idempotent_replay = True
-    abort(Response(logged["body"], status=logged["status"], mimetype="application/json"))
+    abort(Response(kept["body"], status=kept["status"], mimetype="application/json"))
 
 
-def log_response(response: Response) -> Response:
+def keep_response(response: Response) -> Response:
     """After a keyed write: keep its answer for retries (not 5xx, not 429, not a replay)."""
     keyed: Idempotency | None = g.get("idempotency")
     if keyed is None or g.get("idempotent_replay"):
@@ -68,7 +74,7 @@ def log_response(response: Response) -> Response:
     if response.status_code >= 500 or response.status_code == 429:
         return response
     try:
-        backend.response_log().record(
+        backend.idempotency_store().record(
             keyed.key, keyed.request_hash, response.status_code, response.get_data(as_text=True)
         )
     except Exception:  # the write stands; a retry is still answered from the aggregate

@@ -161,8 +161,9 @@ class ObservedBatchStats(BatchStats):
         metrics().store_errors.labels("append").inc()
 
 
-def install_metrics(app: Flask) -> None:
-    """Serve ``/metrics`` and measure every request and the app's write service."""
+def init_app(app: Flask) -> None:
+    """Serve ``/metrics`` and measure every request and the app's write service (once the
+    app's backend is attached)."""
     metrics()
     lanes = app.extensions[backend.EXTENSION_NAME].service.lanes
     if not isinstance(lanes.stats, ObservedBatchStats):
@@ -171,17 +172,14 @@ def install_metrics(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-def count_store_error_answered() -> None:
-    """A store error that reached a client (as a 503)."""
-    metrics().store_errors.labels("request").inc()
-
-
 def _observe(response: Response) -> Response:
     try:
         route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
         method = request.method if request.method in KNOWN_METHODS else OTHER
         started = g.get("started")  # set by the request log, the app's first before_request
         measured = metrics()
+        if g.get("store_unavailable"):  # set by api.errors when a store error is answered
+            measured.store_errors.labels("request").inc()
         measured.requests.labels(method, route, _status(response.status_code)).inc()
         if started is not None:
             measured.duration.labels(method, route).observe(time.perf_counter() - started)

@@ -5,7 +5,8 @@ A body must be declared JSON (415 otherwise), fit in 64 KiB (413, enforced by
 integers of at most 100 digits (400 ``invalid_json``, its reason in the contract's words),
 name each key once and hold no NUL or unpaired surrogate in any string (400
 ``validation_error`` naming the field), and pass its schema (400 ``validation_error``
-naming each bad field). Query values are held to the same text rule.
+naming each bad field). Query values are held to the same text rule. Ids in the path are
+read in their canonical spelling, and one that cannot be an id is not found.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from functools import cache
 from itertools import accumulate
 from typing import Any, NoReturn
 
-from flask import request
+from flask import Flask, request
 from marshmallow import EXCLUDE, Schema
 
 from api.errors import ApiError, invalid
+from api.schemas.common import parse_id
+from domain.errors import DomainError, EventNotFound, UserNotFound
 
 # The bodies of this API are flat objects; anything deeper is not a request to it, and far
 # below this the parser would recurse into the interpreter's limit (a RecursionError).
@@ -29,6 +32,11 @@ MAX_DEPTH = 32
 # and its conversion time grows with the square of the length.
 MAX_INTEGER_DIGITS = 100
 UNREADABLE_TEXT = "Must not contain NUL or unpaired surrogate characters."
+# Every id this service issues for these is a UUID: anything else names nothing.
+PATH_IDS: dict[str, tuple[type[DomainError], str]] = {
+    "event_id": (EventNotFound, "No such event."),
+    "user_id": (UserNotFound, "No such user."),
+}
 
 # A JSON string, or the rest of the text after an unterminated one: every quote starts a
 # match, so the scan is linear whatever the body holds.
@@ -47,10 +55,31 @@ class _NotJson(Exception):
     """A number JSON has no room for, found while parsing."""
 
 
+def init_app(app: Flask) -> None:
+    """Read the path's ids before any view does (register after the rate limiter, so that a
+    request naming nothing is still counted against the caller's limit)."""
+    app.before_request(canonical_path_ids)
+
+
+def canonical_path_ids() -> None:
+    """Ids in the path in their canonical spelling, as request bodies get them; a value
+    that cannot be an id is not found here, before any store sees it (PostgreSQL refuses
+    NUL in text, and the driver's error would be a 500). The view is called with
+    ``request.view_args``, so what is set here is what it gets."""
+    values = request.view_args or {}
+    for name, (not_found, message) in PATH_IDS.items():
+        if name in values:
+            canonical = parse_id(values[name])
+            if canonical is None:
+                raise not_found(message)
+            values[name] = canonical
+
+
 @cache
 def _instance(schema: type[Schema]) -> Schema:
     """One instance per schema class, shared by every request (loading keeps no state on
-    it): building one copies each declared field, about 25 us, a booking's own load 12."""
+    it): building one copies each declared field, which cost more than a booking's own load
+    (docs/performance.md)."""
     return schema()
 
 

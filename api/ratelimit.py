@@ -5,7 +5,7 @@ flask-limiter counts a hit (one Redis call), then reads the window back for the
 hit with the count and expiry together and lets the same thread's next reads of that key
 use them: one round trip instead of three on every request. The hit goes over a connection
 the thread keeps (redis-py's ``single_connection_client``) rather than one checked out of
-the pool and back for each call: 56 us of CPU per hit instead of 74.
+the pool and back for each call, which cost more CPU per hit (docs/performance.md).
 The counters, keys and expiry in Redis are exactly those of ``limits``' own Redis storage.
 
 ``memory://`` (one worker's own counters) is ``LockedMemoryStorage``: ``limits``' own

@@ -7,13 +7,12 @@ projection runner is its own ``ticketing project`` process.
 
 Why granian: its HTTP layer is Rust, and each worker runs the app on a pool of Python
 threads (``--threads``), which the write side's group commit needs (requests for one event
-wait together for one append). A trivial Flask+JWT endpoint answers 5,300 req/s under it
-against 3,700 under gunicorn's threaded worker on the same machine, and bookings went from
-800 to 1,030-1,120/s (README, Performance).
+wait together for one append), while gunicorn's threaded worker parses HTTP in Python under
+the app's GIL (docs/decisions.md; the figures are in docs/performance.md).
 
 Requests too broken for the app to see (not HTTP at all, or headers beyond
 ``MAX_HEADER_BUFFER``) get granian's bare 400 or 431 with an empty body; everything the app
-sees is answered in the contract's error shape (``api.requestlimits`` refuses over-long
+sees is answered in the contract's error shape (``api.request_heads`` refuses over-long
 request lines and header fields there).
 
 granian starts every request's WSGI environ from a copy of the worker's ``os.environ`` (taken
@@ -32,7 +31,7 @@ from typing import Any
 
 from api.config import PROJECTOR_EMBEDDED, PROJECTOR_EXTERNAL
 from api.metrics import prepare_multiprocess_dir
-from api.observability import server_log_config
+from api.request_log import server_log_config
 
 GRACEFUL_TIMEOUT_SECONDS = 10
 # What granian itself buffers for a request's head; the app refuses far less (8 KiB a field).
@@ -92,7 +91,7 @@ def load_app() -> Any:
     ``atexit``; a ``Finalize`` hook is what runs when a worker stops (it stops the embedded
     projection runner between batches and closes the pools).
     """
-    from api import create_app
+    from api.app import create_app
     from api.backend import backend
 
     app = create_app()
@@ -106,12 +105,11 @@ def load_app() -> Any:
 def tune_the_collector() -> None:
     """Keep the cyclic garbage collector's pauses out of the requests' latency.
 
-    A full collection walks every tracked object and holds the GIL while it does: in a
-    worker under an on-sale that was 60-110 ms, stalling every request in flight there
-    (the p99). Most of those objects were made at start-up (modules, the app, the pools)
-    and live as long as the process: frozen, no collection walks them again. Young
-    collections 10 times rarer then leave no full collection in a 20,000-booking run.
-    Measured in 20,000-user runs: p99 117-128 ms -> 80-105 ms.
+    A full collection walks every tracked object and holds the GIL while it does, stalling
+    every request in flight on the worker: under an on-sale that was the p99. Most of those
+    objects were made at start-up (modules, the app, the pools) and live as long as the
+    process: frozen, no collection walks them again, and with young collections ten times
+    rarer a run of an on-sale's size sees no full collection (docs/performance.md).
     """
     gc.collect()
     gc.freeze()
@@ -151,6 +149,6 @@ def serve_app(factory: str, host: str, port: int, workers: int, threads: int) ->
         websockets=False,
         respawn_failed_workers=True,
         workers_kill_timeout=GRACEFUL_TIMEOUT_SECONDS,
-        log_access=False,  # the app logs every request itself (api.observability)
+        log_access=False,  # the app logs every request itself (api.request_log)
         log_dictconfig=server_log_config(os.environ.get("LOG_LEVEL", "INFO").upper()),
     ).serve()

@@ -6,12 +6,12 @@ from flask import Blueprint, current_app
 from flask.typing import ResponseReturnValue
 
 from api import backend
-from api.auth import issue_token
 from api.extensions import client_ip, limiter
 from api.openapi import documented
 from api.parsing import json_body
 from api.presenters import iso, user_json
 from api.schemas.users import LoggedInSchema, LoginSchema, RegisteredSchema, RegisterSchema
+from api.tokens import issue_token
 from domain.accounts import UserView
 from domain.user import ADMIN
 

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from api import create_app
+from api.app import create_app
 from api.backend import Backend
 from tests.conftest import FAST_HASHING
 

@@ -241,10 +241,10 @@ def test_a_server_error_is_not_kept_for_retries(api: Api, monkeypatch):
     assert retry.status_code == 201
 
 
-def test_a_response_log_that_cannot_be_written_does_not_fail_a_committed_write(
+def test_an_idempotency_store_that_cannot_be_written_does_not_fail_a_committed_write(
     api: Api, monkeypatch
 ):
-    from api import responselog
+    from api.idempotency_store import IdempotencyStore
 
     organizer = api.user("organizer")
     alice = api.user("alice")
@@ -253,7 +253,7 @@ def test_a_response_log_that_cannot_be_written_does_not_fail_a_committed_write(
     def broken(*args, **kwargs):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(responselog.ResponseLog, "record", broken)
+    monkeypatch.setattr(IdempotencyStore, "record", broken)
     first = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("k"))
     monkeypatch.undo()
     retry = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("k"))

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.observability import JsonFormatter
+from api.request_log import JsonFormatter
 from tests.api.conftest import PASSWORD, Api
 
 

@@ -303,7 +303,7 @@ def test_fuzzing_every_operation_never_gives_a_5xx_or_an_off_contract_error(
 
 def test_an_overlong_request_line_is_refused_in_the_error_shape(fuzzer: Fuzzer):
     """Found by the fuzzing under gunicorn, which answered a 4 KiB path with its own HTML
-    page; now the app refuses it (api.requestlimits)."""
+    page; now the app refuses it (api.request_heads)."""
     response = requests.get(f"{fuzzer.base_url}/api/status/{'x' * 5000}", timeout=10)
     assert response.status_code == 414
     assert response.headers["Content-Type"] == "application/json"

@@ -15,7 +15,7 @@ MAX_TARGET_BYTES = 4094
 MAX_FIELD_BYTES = 8190
 
 
-def install_request_limits(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     """Register before the limiter and authentication, so nothing else reads such a head."""
     app.before_request(refuse_oversized_heads)
 

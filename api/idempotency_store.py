@@ -1,10 +1,10 @@
-"""The response log behind ``Idempotency-Key``: the exact first answer to a keyed write.
+"""The idempotency store: the exact first answer to a write sent with ``Idempotency-Key``.
 
 The aggregate already makes a keyed command atomic (the key travels in the domain event, so
 a retry after a crash between commit and response appends nothing and replays the outcome).
 What it cannot keep is an answer that appended nothing (a 4xx refusal) or the exact body of
-a 2xx that renders current state. This log keeps both, written after the response is made;
-a retry finds it here first, and falls back on the aggregate when the log write was lost.
+a 2xx that renders current state. This store keeps both, written after the response is made;
+a retry finds it here first, and falls back on the aggregate when that write was lost.
 Entries live 24 hours. 5xx and 429 answers are never kept: those are meant to be retried.
 """
 
@@ -42,7 +42,9 @@ def migrate(database_url: str) -> None:
         database.close()
 
 
-class ResponseLog:
+class IdempotencyStore:
+    """The first answers to keyed writes, by the key scoped to its caller."""
+
     def __init__(self, database: ReadModelDatabase) -> None:
         self.database = database
 

@@ -67,7 +67,7 @@ def server_log_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def install_request_logging(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     """Register before anything that may refuse a request, so that refusals are logged too."""
     app.before_request(_start)
     app.after_request(_finish)
