@@ -133,10 +133,6 @@ class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema, required=True)
 
 
-class MessageSchema(Schema):
-    message = fields.String()
-
-
 def page_of(item_schema: type[Schema], name: str) -> type[Schema]:
     """A response schema ``{"items": [...], "nextCursor": str | null}`` named ``name``."""
     return Schema.from_dict(
