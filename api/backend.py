@@ -22,9 +22,9 @@ from projections.schema import migrate as migrate_read_models
 EXTENSION_NAME = "ticketing"
 
 
-def migrate(database_url: str, **service_settings: str) -> None:
+def migrate(database_url: str) -> None:
     """Create the event store's and the read models' tables (idempotent)."""
-    open_service(database_url, create_tables=True, **service_settings).close()
+    open_service(database_url, create_tables=True).close()
     migrate_read_models(database_url)
     migrate_idempotency_store(database_url)
 
@@ -44,9 +44,9 @@ class Backend:
     @classmethod
     def open(cls, settings: Settings) -> Backend:
         if settings.migrate_on_start:
-            migrate(settings.database_url, **settings.service_settings)
+            migrate(settings.database_url)
         service = open_service(
-            settings.database_url, pool_size=settings.db_pool_size, **settings.service_settings
+            settings.database_url, pool_size=settings.db_pool_size, settings=settings.service
         )
         runner = None
         if settings.projector == PROJECTOR_EMBEDDED:

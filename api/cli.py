@@ -106,8 +106,9 @@ def _database_url() -> str:
 
 def _open_service() -> Any:
     from adapters import open_service
+    from api.config import load_service_settings
 
-    return open_service(_database_url(), pool_size=2)
+    return open_service(_database_url(), pool_size=2, settings=load_service_settings())
 
 
 # ------------------------------------------------------------------ commands
@@ -126,7 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()  # refuse to start on unsafe settings before forking workers
     embedded = (args.projector or ("embedded" if args.workers == 1 else "external")) == "embedded"
     if embedded:
-        migrate(settings.database_url, **settings.service_settings)
+        migrate(settings.database_url)
     else:
         _require_migrated(settings.database_url)
     serve(args.host, args.port, args.workers, args.threads, args.projector)

@@ -1,7 +1,9 @@
 """Settings come from the environment only; ``create_app`` may override them for tests.
 
-Every setting has a safe default except the JWT secret: outside an explicit development
-mode a missing or short secret stops the service before it accepts a single request.
+This is the one module that reads them: everything else is handed what it needs, the write
+service its ``ServiceSettings``. Every setting has a safe default except the JWT secret:
+outside an explicit development mode a missing or short secret stops the service before it
+accepts a single request.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from adapters.database_url import DEFAULT_DATABASE_URL
+from domain.errors import InvalidCommand
+from domain.settings import ServiceSettings
+from domain.user import email_keys, normalise_email
 
 MIN_SECRET_LENGTH = 32
 DEVELOPMENT = "development"
@@ -23,15 +28,6 @@ SECRET_HELP = (
     "Set JWT_SECRET_KEY to a random value of at least {min} characters, e.g.\n"
     "  export JWT_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(48))')\"\n"
     "or set TICKETING_ENV=development to run with a throwaway key (tokens die with the process)."
-)
-
-# Settings of the domain service that are passed through from the environment as they are.
-SERVICE_SETTINGS = (
-    "ARGON2_TIME_COST",
-    "ARGON2_MEMORY_COST",
-    "ARGON2_PARALLELISM",
-    "SNAPSHOT_INTERVAL",
-    "COMMAND_MAX_ATTEMPTS",
 )
 
 
@@ -49,24 +45,18 @@ class Settings:
     ratelimit_storage_uri: str
     ratelimit_key_prefix: str
     admin_emails: frozenset[str]
-    environment: str
     projector: str
     migrate_on_start: bool
     readmodel_lag_threshold: int
     log_level: str
     db_pool_size: int
     trusted_proxies: int
-    service_settings: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def is_development(self) -> bool:
-        return self.environment == DEVELOPMENT
+    service: ServiceSettings
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read settings from ``os.environ``, with ``overrides`` (same names) taking precedence."""
-    source: dict[str, Any] = dict(os.environ)
-    source.update(overrides or {})
+    source = _source(overrides)
 
     def text(name: str, default: str) -> str:
         value = source.get(name)
@@ -96,10 +86,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         rate_limit_auth=text("RATE_LIMIT_AUTH", "10 per minute"),
         ratelimit_storage_uri=text("RATELIMIT_STORAGE_URI", "memory://"),
         ratelimit_key_prefix=text("RATELIMIT_KEY_PREFIX", "ticketing"),
-        admin_emails=frozenset(
-            email.strip().lower() for email in text("ADMIN_EMAILS", "").split(",") if email.strip()
-        ),
-        environment=environment,
+        admin_emails=_admin_emails(text("ADMIN_EMAILS", "")),
         projector=projector,
         migrate_on_start=text("TICKETING_MIGRATE_ON_START", "false").lower()
         in ("1", "true", "yes"),
@@ -107,8 +94,39 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         log_level=text("LOG_LEVEL", "INFO").upper(),
         db_pool_size=number("DB_POOL_SIZE", 10) or 10,
         trusted_proxies=number("TRUSTED_PROXIES", 0),
-        service_settings={name: text(name, "") for name in SERVICE_SETTINGS if text(name, "")},
+        service=load_service_settings(overrides),
     )
+
+
+def load_service_settings(overrides: Mapping[str, Any] | None = None) -> ServiceSettings:
+    """The write service's settings alone, read as ``load_settings`` reads them (for
+    commands that open the service without serving requests)."""
+    source = _source(overrides)
+    try:
+        return ServiceSettings.from_strings(
+            {name: str(source.get(name) or "") for name in ServiceSettings.names()}
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _source(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    source: dict[str, Any] = dict(os.environ)
+    source.update(overrides or {})
+    return source
+
+
+def _admin_emails(listed: str) -> frozenset[str]:
+    """Every spelling an account of a listed email may be stored under: the normalised one
+    (``domain.user.normalise_email``), and those of accounts stored before it existed."""
+    spellings: set[str] = set()
+    for email in (item for item in listed.split(",") if item.strip()):
+        try:
+            normalise_email(email)
+        except InvalidCommand:
+            raise ConfigError(f"ADMIN_EMAILS lists {email.strip()!r}, which is no email.") from None
+        spellings.update(email_keys(email))
+    return frozenset(spellings)
 
 
 def _jwt_secret(secret: Any, environment: str) -> str:

@@ -1,8 +1,9 @@
 """User accounts as use cases: registration, login, profile changes, roles, deletion.
 
-A mixin of ``TicketingService`` (one application, one store): it relies on the host's
-``save``, ``events``, ``passwords`` and, for deletion, ``cancel``. Emails and usernames are
-unique through ``UniqueName`` index aggregates, so the store's version check decides races.
+A collaborator of ``TicketingService`` on the service's store: it is given how to save
+aggregates, the store's events, the password hasher and, for deletion, how to release an
+account's holdings (``domain.closed_accounts``). Emails and usernames are unique through
+``UniqueName`` index aggregates, so the store's version check decides races.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import EventStore, IntegrityError, OperationalError
 
+from domain.backoff import pause
 from domain.errors import (
-    BookingNotFound,
     EmailTaken,
     InvalidCommand,
     InvalidCredentials,
@@ -25,6 +26,7 @@ from domain.errors import (
     UsernameTaken,
     UserNotFound,
 )
+from domain.passwords import Passwords
 from domain.user import (
     ADMIN,
     GRANTABLE_ROLES,
@@ -64,14 +66,29 @@ class UserView:
         )
 
 
-class AccountCommands:
+class Accounts:
     """The user-account use cases of ``TicketingService``."""
+
+    def __init__(
+        self,
+        *,
+        save: Callable[..., Any],
+        events: EventStore[UUID],
+        passwords: Passwords,
+        release_holdings: Callable[[str, Iterable[str]], None],
+        max_attempts: int,
+    ) -> None:
+        self.save = save
+        self._events = events
+        self._passwords = passwords
+        self._release_holdings = release_holdings
+        self._max_attempts = max_attempts
 
     def register_user(self, username: str, email: str, password: str) -> UserView:
         emails = email_keys(email)
         email = normalise_email(email)
         username = check_username(username)
-        password_hash = self.passwords.hash(password)
+        password_hash = self._passwords.hash(password)
 
         def attempt() -> UserView:
             # A fresh account per attempt: a failed append has already collected the
@@ -96,11 +113,11 @@ class AccountCommands:
     def authenticate(self, email: str, password: str) -> UserView:
         user = self._user_by_email(email)
         if user is None:
-            self.passwords.waste_time(password)
+            self._passwords.waste_time(password)
             raise InvalidCredentials("Wrong email or password.")
-        if not self.passwords.verify(user.password_hash, password):
+        if not self._passwords.verify(user.password_hash, password):
             raise InvalidCredentials("Wrong email or password.")
-        if self.passwords.needs_rehash(user.password_hash):
+        if self._passwords.needs_rehash(user.password_hash):
             self._rehash(user, password)
         return UserView.of(user)
 
@@ -108,7 +125,7 @@ class AccountCommands:
         """Store the password under the current hashing parameters. Best effort: when a
         concurrent change wins the append or the store is busy, the login still stands and
         the next one tries again."""
-        user.rehash_password(self.passwords.hash(password))
+        user.rehash_password(self._passwords.hash(password))
         try:
             self.save(user)
         except (IntegrityError, OperationalError):
@@ -129,14 +146,14 @@ class AccountCommands:
         emails = email_keys(email) if email is not None else []
         email = normalise_email(email) if email is not None else None
         username = check_username(username) if username is not None else None
-        new_hash = self.passwords.hash(password) if password is not None else None
+        new_hash = self._passwords.hash(password) if password is not None else None
         verified: set[str] = set()  # password hashes current_password was checked against
 
         def attempt() -> UserView:
             user = self._user(user_id)
             if (email is not None and email != user.email) or password is not None:
                 if user.password_hash not in verified:
-                    if current_password is None or not self.passwords.verify(
+                    if current_password is None or not self._passwords.verify(
                         user.password_hash, current_password
                     ):
                         raise InvalidCredentials("currentPassword is wrong or missing.")
@@ -170,14 +187,11 @@ class AccountCommands:
         return self._retry_on_conflict(attempt)
 
     def delete_user(self, user_id: str, held_event_ids: Iterable[str]) -> None:
-        """Cancel the user's holdings (freed seats go to the queues), then close the account.
-
-        A booking already past its token check can still commit after the holdings were
-        read: the caller then releases what ``held_event_ids`` shows once more (bookings
-        that commit after the deletion are released by the lane that appends them).
-        """
+        """Cancel the user's holdings in these events (freed seats go to the queues), then
+        close the account. Bookings that race the deletion are released as
+        ``domain.closed_accounts`` says."""
         self._user(user_id)
-        self.release_holdings(user_id, held_event_ids)
+        self._release_holdings(user_id, held_event_ids)
 
         def attempt() -> None:
             user = self._user(user_id)
@@ -189,17 +203,6 @@ class AccountCommands:
             self.save(user, *[release for release in releases if release is not None])
 
         self._retry_on_conflict(attempt)
-
-    def release_holdings(self, user_id: str, event_ids: Iterable[str]) -> None:
-        """Cancel whatever ``user_id`` holds in these events."""
-        for event_id in event_ids:
-            event = self._find_event(self._event_uuid(event_id))
-            if event is None or user_id not in event.holders:
-                continue
-            try:
-                self.cancel(user_id, event_id=event_id)
-            except BookingNotFound:
-                pass  # cancelled meanwhile (e.g. by the organizer): nothing left to release
 
     def set_role(self, user_id: str, role: str, grant: bool) -> UserView:
         if role not in GRANTABLE_ROLES:
@@ -227,7 +230,7 @@ class AccountCommands:
         the repository's two (it looks for a snapshot first). Every request's token check
         loads its user, so this is on the hot path."""
         aggregate = None
-        for domain_event in self.events.get(aggregate_id):
+        for domain_event in self._events.get(aggregate_id):
             aggregate = domain_event.mutate(aggregate)
         if aggregate is None:
             raise AggregateNotFoundError(aggregate_id)
@@ -293,9 +296,9 @@ class AccountCommands:
 
         A retry re-reads everything, so a name claimed meanwhile is reported as taken.
         """
-        for number in range(self.max_attempts):
+        for number in range(self._max_attempts):
             try:
                 return attempt()
             except (IntegrityError, OperationalError):
-                self._pause(number)
+                pause(number)
         raise ServiceBusy("The account changed meanwhile, please retry.")

@@ -10,8 +10,6 @@ A stored hash made with other parameters is rehashed at the account's next login
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -33,20 +31,6 @@ class Passwords:
         # Verified against when the account does not exist, so that a login for an unknown
         # email costs as much time as one with a wrong password.
         self._dummy_hash = self._hasher.hash("not-a-password")
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, str]) -> Passwords:
-        """The parameters ``ARGON2_TIME_COST``, ``ARGON2_MEMORY_COST`` (KiB) and
-        ``ARGON2_PARALLELISM`` name, each defaulting when unset or empty."""
-
-        def number(name: str, default: int) -> int:
-            return int(settings.get(name) or default)
-
-        return cls(
-            time_cost=number("ARGON2_TIME_COST", DEFAULT_TIME_COST),
-            memory_cost=number("ARGON2_MEMORY_COST", DEFAULT_MEMORY_COST),
-            parallelism=number("ARGON2_PARALLELISM", DEFAULT_PARALLELISM),
-        )
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)

@@ -1,15 +1,16 @@
 """The application service: one method per command, the only place that loads and saves.
 
-Ticketed-event commands go through per-event lanes (``domain.lanes``) so that commands of
-one process never fight over a version and are appended in batches (``domain.batches``).
-User commands are rare; they live in ``domain.accounts``. Both are mixins of this service:
-one application, one store.
+The service composes its collaborators on one store, each given what it uses by name:
+ticketed-event commands go through per-event lanes, so that commands of one process never
+fight over a version, and are appended in batches (``domain.batches``); user commands are
+rare and live in ``domain.accounts``; releasing what a deleted account holds is
+``domain.closed_accounts``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,9 +18,11 @@ from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.utils import Environment, EnvType
 
-from domain.accounts import AccountCommands
+from domain.accounts import Accounts, UserView
 from domain.batches import EventBatches, log_appended
+from domain.closed_accounts import ClosedAccounts
 from domain.credentials import CredentialVersions
 from domain.errors import (
     BookingNotFound,
@@ -37,6 +40,7 @@ from domain.event import (
 from domain.lanes import Lanes
 from domain.passwords import Passwords
 from domain.ports import Turns
+from domain.settings import ServiceSettings
 
 log = logging.getLogger("ticketing.events")
 
@@ -76,28 +80,58 @@ class EventView:
         )
 
 
-class TicketingService(AccountCommands, EventBatches, Application[UUID]):
+class TicketingService(Application[UUID]):
     """Use cases of the booking service."""
 
     name = "ticketing"
-    is_snapshotting_enabled = True
 
-    def __init__(self, env: dict[str, str] | None = None, *, turns: Callable[[Any], Turns]) -> None:
+    def __init__(
+        self,
+        env: EnvType | None = None,
+        *,
+        turns: Callable[[Any], Turns],
+        settings: ServiceSettings | None = None,
+    ) -> None:
+        """``env`` holds the store's settings for the eventsourcing library, ``turns`` builds
+        the store's turns on the library's recorder, ``settings`` are the service's own."""
         super().__init__(env)
-        self.max_attempts = int(self.env.get("COMMAND_MAX_ATTEMPTS") or 20)
-        # Retries stop after this long even with attempts left: while the store restarts,
-        # pools wait for connections and twenty attempts could keep a caller for a minute.
-        self.command_deadline = float(self.env.get("COMMAND_DEADLINE_SECONDS") or 4)
-        # A snapshot of an on-sale's state (30,000 holders) takes ~70 ms to encode and store,
-        # inside the lane; every 10,000 events keeps that off the p99 while a cold load
-        # still replays at most 10,000 events after the snapshot (~0.2 s).
-        self.snapshot_interval = int(self.env.get("SNAPSHOT_INTERVAL") or 10_000)
-        self.passwords = Passwords.from_settings(self.env)
-        self.lanes: Lanes[Event] = Lanes(self._run_batch)
+        self.settings = settings or ServiceSettings()
+        self.passwords = Passwords(
+            time_cost=self.settings.argon2_time_cost,
+            memory_cost=self.settings.argon2_memory_cost,
+            parallelism=self.settings.argon2_parallelism,
+        )
         self.after_append: list[Callable[[], None]] = []
         self.turns: Turns = turns(self.recorder)
         # Which tokens stand; kept current from the store by a ``CredentialFollower``.
         self.credentials = CredentialVersions()
+        self.batches = EventBatches(
+            turns=self.turns,
+            mapper=self.mapper,
+            events=self.events,
+            snapshots=self.snapshots,
+            find_event=self._find_event,
+            announce=self._announce,
+            settings=self.settings,
+        )
+        self.closed_accounts = ClosedAccounts(find_event=self._find_event, cancel=self.cancel)
+        self.accounts = Accounts(
+            save=self.save,
+            events=self.events,
+            passwords=self.passwords,
+            release_holdings=self.closed_accounts.release_holdings,
+            max_attempts=self.settings.command_max_attempts,
+        )
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """The library's settings exactly as given, with snapshots on. The library would
+        merge ``os.environ`` in, so that a variable of the process could change the store
+        behind the back of the code that configures it."""
+        return Environment(name, {"IS_SNAPSHOTTING_ENABLED": "y", **(env or {})})
+
+    @property
+    def lanes(self) -> Lanes[Event]:
+        return self.batches.lanes
 
     def close(self) -> None:
         self.turns.close()
@@ -245,6 +279,45 @@ class TicketingService(AccountCommands, EventBatches, Application[UUID]):
             raise EventNotFound("No such event.")
         return events
 
+    # ============================================================== accounts
+    def register_user(self, username: str, email: str, password: str) -> UserView:
+        return self.accounts.register_user(username, email, password)
+
+    def authenticate(self, email: str, password: str) -> UserView:
+        return self.accounts.authenticate(email, password)
+
+    def get_user(self, user_id: str) -> UserView:
+        return self.accounts.get_user(user_id)
+
+    def find_user_by_email(self, email: str) -> UserView:
+        return self.accounts.find_user_by_email(email)
+
+    def update_user(
+        self,
+        user_id: str,
+        *,
+        username: str | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        current_password: str | None = None,
+    ) -> UserView:
+        return self.accounts.update_user(
+            user_id,
+            username=username,
+            email=email,
+            password=password,
+            current_password=current_password,
+        )
+
+    def set_role(self, user_id: str, role: str, grant: bool) -> UserView:
+        return self.accounts.set_role(user_id, role, grant)
+
+    def delete_user(self, user_id: str, held_event_ids: Iterable[str]) -> None:
+        self.accounts.delete_user(user_id, held_event_ids)
+
+    def release_holdings(self, user_id: str, event_ids: Iterable[str]) -> None:
+        self.closed_accounts.release_holdings(user_id, event_ids)
+
     # ============================================================== internals
     def _execute(
         self,
@@ -254,7 +327,7 @@ class TicketingService(AccountCommands, EventBatches, Application[UUID]):
         actor: str | None = None,
     ) -> Any:
         try:
-            return self.lanes.execute(event_id, decide, actor)
+            return self.batches.execute(event_id, decide, actor)
         except EventNotFound:
             if missing is not None:
                 raise missing() from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
@@ -14,9 +12,7 @@ from api.parsing import json_body, query_args
 from api.presenters import user_json
 from api.schemas.common import PageQuery
 from api.schemas.users import HoldingsSchema, RoleChangeSchema, UpdateMeSchema, UserSchema
-from domain.errors import ServiceBusy
-
-log = logging.getLogger("ticketing.users")
+from domain import closed_accounts
 
 bp = Blueprint("users", __name__, url_prefix="/api/users")
 
@@ -61,18 +57,13 @@ def update_me() -> ResponseReturnValue:
 )
 def delete_me() -> ResponseReturnValue:
     user_id = current_user().id
-    # Holdings are found through the read model: let it see the caller's latest bookings.
-    backend.backend().catch_up()
-    service = backend.service()
-    service.delete_user(user_id, backend.reads().held_event_ids(user_id))
-    # A booking already under way when the holdings were read may have committed before the
-    # deletion did: look again once everything before the deletion is in the read model.
-    try:
+
+    def held_event_ids() -> list[str]:
+        # Holdings are found through the read model: let it see the caller's latest bookings.
         backend.backend().catch_up()
-    except ServiceBusy:  # the account is gone all the same: say so, and leave a trail
-        log.error("read models lagging: holdings of deleted user %s not re-checked", user_id)
-        return "", 204
-    service.release_holdings(user_id, backend.reads().held_event_ids(user_id))
+        return backend.reads().held_event_ids(user_id)
+
+    closed_accounts.delete_account(backend.service(), user_id, held_event_ids)
     return "", 204
 
 

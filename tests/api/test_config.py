@@ -8,6 +8,8 @@ import subprocess
 import pytest
 
 from api.config import ConfigError, load_settings
+from domain.user import normalise_email
+from tests.api.conftest import PASSWORD, Api, open_app
 from tests.api.servers import ticketing_command
 
 
@@ -81,3 +83,51 @@ def test_several_workers_refuse_to_start_on_an_unmigrated_store(tmp_path):
     )
     assert result.returncode == 2
     assert "run `ticketing migrate` first" in result.stderr
+
+
+def test_admin_emails_are_normalised_as_account_emails_are():
+    settings = load_settings({"JWT_SECRET_KEY": "s" * 32, "ADMIN_EMAILS": "Boss@Bücher.example"})
+    assert normalise_email("boss@bücher.example") in settings.admin_emails
+
+
+def test_an_admin_email_with_an_accented_domain_makes_its_account_an_admin(sqlite_url):
+    app = open_app(sqlite_url, ADMIN_EMAILS="Boss@Bücher.example")
+    try:
+        registered = Api(app).post(
+            "/api/auth/register",
+            json={"username": "boss", "email": "boss@bücher.example", "password": PASSWORD},
+        )
+        assert "admin" in registered.json["user"]["roles"]
+    finally:
+        app.extensions["ticketing"].close()
+
+
+def test_an_admin_email_that_is_no_email_is_refused():
+    with pytest.raises(ConfigError, match="ADMIN_EMAILS"):
+        load_settings({"JWT_SECRET_KEY": "s" * 32, "ADMIN_EMAILS": "boss@"})
+
+
+def test_service_settings_reach_the_service_without_being_in_the_process_environment(
+    sqlite_url, monkeypatch
+):
+    for name in ("COMMAND_DEADLINE_SECONDS", "COMMAND_MAX_ATTEMPTS", "SNAPSHOT_INTERVAL"):
+        monkeypatch.delenv(name, raising=False)
+    app = open_app(
+        sqlite_url,
+        COMMAND_DEADLINE_SECONDS="0.5",
+        COMMAND_MAX_ATTEMPTS="3",
+        SNAPSHOT_INTERVAL="7",
+    )
+    try:
+        service = app.extensions["ticketing"].service
+        assert "COMMAND_DEADLINE_SECONDS" not in os.environ
+        assert service.settings.command_deadline_seconds == 0.5
+        assert service.settings.command_max_attempts == 3
+        assert service.settings.snapshot_interval == 7
+    finally:
+        app.extensions["ticketing"].close()
+
+
+def test_a_service_setting_that_is_no_number_is_refused_by_name():
+    with pytest.raises(ConfigError, match="COMMAND_DEADLINE_SECONDS"):
+        load_settings({"JWT_SECRET_KEY": "s" * 32, "COMMAND_DEADLINE_SECONDS": "soon"})

@@ -11,7 +11,6 @@ from argon2 import extract_parameters
 
 from adapters import open_service
 from domain.errors import InvalidCredentials
-from domain.passwords import Passwords
 from domain.service import TicketingService
 from tests.conftest import FAST_HASHING
 
@@ -32,11 +31,11 @@ def topics(service: TicketingService, user_id: str) -> list[str]:
 
 
 def stored_hash(service: TicketingService, user_id: str) -> str:
-    return service._user(user_id).password_hash
+    return service.repository.get(UUID(user_id)).password_hash
 
 
-def test_parameters_come_from_the_argon2_settings() -> None:
-    hashed = Passwords.from_settings(STRONGER).hash(PASSWORD)
+def test_parameters_come_from_the_argon2_settings(stronger: TicketingService) -> None:
+    hashed = stronger.passwords.hash(PASSWORD)
 
     parameters = extract_parameters(hashed)
     assert (parameters.time_cost, parameters.memory_cost, parameters.parallelism) == (2, 2048, 2)

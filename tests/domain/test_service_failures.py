@@ -9,11 +9,18 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
+from adapters import open_service
 from domain.errors import ServiceBusy, UserNotFound
 from domain.event import Idempotency
 from domain.ports import Turn
 from domain.service import TicketingService
+from tests.conftest import FAST_HASHING
 from tests.domain.support import ORGANIZER, bookings
+
+
+def with_settings(database_url: str, **settings: str) -> TicketingService:
+    """A service on a fresh store, with these settings."""
+    return open_service(database_url, create_tables=True, **FAST_HASHING, **settings)
 
 
 def wrap_appends(
@@ -106,7 +113,7 @@ def test_conflicts_beyond_the_retry_budget_answer_busy(
     with pytest.raises(ServiceBusy):
         service.book(event_id, "bob")
 
-    assert service.lanes.stats.conflicts == service.max_attempts
+    assert service.lanes.stats.conflicts == service.settings.command_max_attempts
     monkeypatch.undo()
     assert service.book(event_id, "bob").quantity == 1
 
@@ -128,8 +135,6 @@ def test_a_failing_listener_does_not_fail_a_committed_command(service: Ticketing
 def test_a_failing_snapshot_does_not_fail_a_committed_command(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters import open_service
-
     service = open_service(database_url, create_tables=True, SNAPSHOT_INTERVAL="2")
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
 
@@ -182,14 +187,15 @@ def test_an_append_whose_acknowledgement_was_lost_answers_its_own_outcome(
 
 
 def test_retries_stop_at_the_command_deadline_even_with_attempts_left(
-    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import time
 
+    service = with_settings(
+        database_url, COMMAND_MAX_ATTEMPTS="10000", COMMAND_DEADLINE_SECONDS="0.3"
+    )
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
     service.book(event_id, "ann")
-    service.max_attempts = 10_000
-    service.command_deadline = 0.3
     failing_appends(service, 10_000, OperationalError("server is starting up"), monkeypatch)
 
     started = time.monotonic()
@@ -197,16 +203,17 @@ def test_retries_stop_at_the_command_deadline_even_with_attempts_left(
         service.book(event_id, "bob")
 
     assert time.monotonic() - started < 2
+    service.close()
 
 
 def test_a_compensation_the_store_refuses_is_logged_for_operators(
-    service: TicketingService, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from uuid import UUID
 
+    service = with_settings(database_url, COMMAND_MAX_ATTEMPTS="2")
     ann = service.register_user("ann", "ann@example.com", "password1")
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
-    service.max_attempts = 2
     calls = {"appends": 0}
 
     def wrap(real_append: Callable[..., Any]) -> Callable[..., Any]:
@@ -230,3 +237,4 @@ def test_a_compensation_the_store_refuses_is_logged_for_operators(
 
     assert "releasing a deleted account's holding failed" in caplog.text
     assert event_id in caplog.text
+    service.close()

@@ -10,10 +10,12 @@ from uuid import UUID
 import pytest
 
 from adapters import open_service
+from adapters.database_url import eventsourcing_env, parse_database_url
 from adapters.sqlite import RecorderTurns
 from domain.errors import ServiceBusy, UserNotFound
 from domain.event import Event
 from domain.service import TicketingService
+from domain.settings import ServiceSettings
 from tests.conftest import FAST_HASHING
 from tests.domain.support import ORGANIZER, bookings, queue
 
@@ -24,6 +26,14 @@ def second(database_url: str, service: TicketingService) -> Iterator[TicketingSe
     other = open_service(database_url, **FAST_HASHING)
     yield other
     other.close()
+
+
+def outside_the_lock_protocol(database_url: str) -> TicketingService:
+    """An instance whose appends take no turn on the event (on PostgreSQL, no lock)."""
+    env = eventsourcing_env(parse_database_url(database_url), create_tables=False)
+    return TicketingService(
+        env, turns=RecorderTurns, settings=ServiceSettings.from_strings(FAST_HASHING)
+    )
 
 
 def state_of(event: Event) -> dict[str, Any]:
@@ -70,12 +80,11 @@ def test_instances_booking_alternately_never_oversell(
 
 
 def test_a_stale_instance_loses_the_version_race_then_decides_again(
-    service: TicketingService, second: TicketingService
+    database_url: str, service: TicketingService
 ) -> None:
     # The cross-process lock (PostgreSQL) makes this race rare; the store's version check is
     # what makes it harmless. Take the second writer out of the lock protocol to force it.
-    second.turns.close()
-    second.turns = RecorderTurns(second.recorder)
+    second = outside_the_lock_protocol(database_url)
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=1).id
     service.book(event_id, "warm-up")  # the first instance caches the event
     service.cancel("warm-up", event_id=event_id)
@@ -92,15 +101,14 @@ def test_a_stale_instance_loses_the_version_race_then_decides_again(
     assert outcome.booking_id is None and outcome.position == 1  # decided again on bob's seat
     event = replayed(service, event_id)
     assert bookings(event) == {"bob": 1} and queue(event) == [("ann", 1)]
+    second.close()
 
 
 def test_a_turn_whose_append_is_refused_lets_go_of_the_events_lock(postgres_url: str) -> None:
     # The turn's lock is a session lock: a refused append (here a writer outside the lock
     # protocol took the version first) must not leave it held on the pooled connection.
     first = open_service(postgres_url, create_tables=True, **FAST_HASHING)
-    outsider = open_service(postgres_url, **FAST_HASHING)
-    outsider.turns.close()
-    outsider.turns = RecorderTurns(outsider.recorder)
+    outsider = outside_the_lock_protocol(postgres_url)
     third = open_service(postgres_url, COMMAND_MAX_ATTEMPTS="1", **FAST_HASHING)
     try:
         event_id = first.create_event(ORGANIZER, "Gig", total_tickets=4).id

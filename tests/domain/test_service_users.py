@@ -159,7 +159,7 @@ def test_registration_that_loses_a_race_retries_with_the_whole_account(
     service: TicketingService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first append fails as if another process wrote first; the retry must store all."""
-    real_save = service.save
+    real_save = service.accounts.save
     calls: list[int] = []
 
     def save_losing_the_first_race(*aggregates: Any, **kwargs: Any) -> Any:
@@ -170,7 +170,7 @@ def test_registration_that_loses_a_race_retries_with_the_whole_account(
             raise IntegrityError("duplicate key value violates unique constraint")
         return real_save(*aggregates, **kwargs)
 
-    monkeypatch.setattr(service, "save", save_losing_the_first_race)
+    monkeypatch.setattr(service.accounts, "save", save_losing_the_first_race)
 
     user = service.register_user("ann", "ann@example.com", PASSWORD)
 
