@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +15,9 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from psycopg import sql
 
+from adapters.connection_stack import ConnectionStack
 from adapters.database_url import Database
+from adapters.group_commit import MAX_GROUPS, AppendCombiner, Seat
 from domain.ports import Appended, Turn, Watch
 
 LOCK_TIMEOUT_MS = 5000
@@ -24,32 +27,41 @@ EVENT_APPEND_PAYLOAD = "ticketed-event"
 
 
 class PostgresTurns:
-    """One writer per ticketed event across processes, in two round trips per batch.
+    """One writer per ticketed event across processes; appends of different events that are
+    ready together share one transaction (``adapters.group_commit``).
 
     Lanes already serialise an event's commands inside a process; this extends that to every
     process sharing the store, so the leaders of two API workers take turns instead of both
-    deciding on the same version and one of them losing the append. A turn is one
+    deciding on the same version and one of them losing the append. A group of turns is one
     transaction on a connection of its own, in two round trips:
 
-    1. ``BEGIN``, ``pg_advisory_xact_lock`` on the event, and the query for anything stored
-       after the leader's cached version (so it fast-forwards without another query);
-    2. the batch: ``LOCK TABLE`` (the same lock the eventsourcing library takes, so that
-       notification ids commit in order), the look at the watched streams (``Watch``),
-       ``INSERT ... RETURNING``, ``NOTIFY`` and ``COMMIT``, which also releases the event's
-       lock.
+    1. ``BEGIN``, ``pg_advisory_xact_lock`` on each event of the group, in ascending key
+       order (so two processes' groups can never wait on each other in a cycle), and one
+       query for anything stored after each leader's cached version (so it fast-forwards
+       without another query);
+    2. every deposited batch at once: ``LOCK TABLE`` (the same lock the eventsourcing
+       library takes, so that notification ids commit in order), the look at the watched
+       streams (``Watch``), ``INSERT ... RETURNING``, ``NOTIFY`` and ``COMMIT``, which also
+       releases the events' locks.
+
+    Every append takes that one table lock through its commit, so the store serialises on
+    it: combining the events that are ready at the same moment takes it once for all of
+    them, with one WAL flush and one NOTIFY. A group of one sends the statements of a lone
+    turn (the same two round trips for a single event).
 
     Each round trip is one multi-statement query (parameters bound client side): about half
-    the client's CPU per turn of the same statements sent as a psycopg pipeline (285 us
-    against 528; the server, planning each statement anew, spends some 50 us more), which
+    the client's CPU per turn of the same statements sent as a psycopg pipeline, which
     matters twice, as the rest of the event's commands wait for a turn.
 
-    The lock lives only as long as the transaction, so nothing can leak it. It is a fairness
-    and efficiency device only: the events table's primary key still refuses a stale append
-    (``IntegrityError``) and the loser decides again. This is the one piece of SQL on the
-    write side, kept here beside the rest of the persistence wiring.
+    The locks live only as long as the transaction, so nothing can leak them. They are a
+    fairness and efficiency device only: the events table's primary key still refuses a
+    stale append (``IntegrityError``) and the loser decides again. In a group, such a refusal
+    aborts every member's append; the one refused is named by the violation, the others
+    are refused as well (nothing was stored) and each member tries again in a group of its
+    own.
     """
 
-    def __init__(self, db: Database, recorder: Any, max_connections: int = 8) -> None:
+    def __init__(self, db: Database, recorder: Any, max_groups: int = MAX_GROUPS) -> None:
 
         table = sql.Identifier(recorder.events_table_name)
         self._lock = "BEGIN; SELECT pg_advisory_xact_lock(%s)"
@@ -59,55 +71,146 @@ class PostgresTurns:
         ).format(table)
         # Rendered to plain strings once: psycopg renders a composed query on every execute.
         self._lock_and_catch_up = f"{self._lock}; {catch_up.as_string()}"
-        self._append_batch = (
+        self._catch_up_together = (
             sql.SQL(
-                "LOCK TABLE {table} IN EXCLUSIVE MODE; "
-                # Under the table lock: an append of a watched stream is either committed (seen
-                # here) or waits for this commit (and its writer will see this batch).
-                "SELECT DISTINCT originator_id FROM {table} "
-                "WHERE originator_id = ANY(%s::uuid[]) AND topic = %s; "
-                "INSERT INTO {table} (originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
-                "RETURNING originator_version, notification_id; "
-                "NOTIFY {channel}, {payload}; "
-                "COMMIT"
+                "SELECT c.id, e.originator_version, e.topic, e.state "
+                "FROM unnest(%s::uuid[], %s::bigint[]) AS c(id, since) "
+                # Lateral, so each event is read through the primary key, whatever the planner
+                # makes of the size of the array.
+                "CROSS JOIN LATERAL (SELECT originator_version, topic, state FROM {} "
+                "WHERE originator_id = c.id AND originator_version > c.since) AS e "
+                "ORDER BY c.id, e.originator_version"
             )
+            .format(table)
+            .as_string()
+        )
+        append = (
+            "LOCK TABLE {table} IN EXCLUSIVE MODE; "
+            # Under the table lock: an append of a watched stream is either committed (seen
+            # here) or waits for this commit (and its writer will see this batch).
+            "SELECT DISTINCT {watched} FROM {table} "
+            "WHERE originator_id = ANY(%s::uuid[]) AND topic = {topic}; "
+            "INSERT INTO {table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "RETURNING {returning}; "
+            "NOTIFY {channel}, {payload}; "
+            "COMMIT"
+        )
+        names = {
+            "table": table,
+            "channel": sql.Identifier(recorder.channel_name),
+            "payload": sql.Literal(EVENT_APPEND_PAYLOAD),
+        }
+        self._append_batch = (
+            sql.SQL(append)
             .format(
-                table=table,
-                channel=sql.Identifier(recorder.channel_name),
-                payload=sql.Literal(EVENT_APPEND_PAYLOAD),
+                watched=sql.SQL("originator_id"),
+                topic=sql.SQL("%s"),
+                returning=sql.SQL("originator_version, notification_id"),
+                **names,
             )
             .as_string()
         )
-        self._connections = ConnectionStack(db, max_connections)
+        self._append_together = (
+            sql.SQL(append)
+            .format(
+                watched=sql.SQL("originator_id, topic"),
+                topic=sql.SQL("ANY(%s::text[])"),
+                returning=sql.SQL("originator_id, originator_version, notification_id"),
+                **names,
+            )
+            .as_string()
+        )
+        self._connections = ConnectionStack(db, max_groups, lock_timeout_ms=LOCK_TIMEOUT_MS)
+        self._combiner = AppendCombiner(self, max_groups)
+        self.stats = self._combiner.stats
 
-    @contextmanager
-    def turn(self, aggregate_id: UUID, since: int | None) -> Iterator[Turn]:
-        """Hold the event's lock until the turn's append commits (or the turn ends)."""
+    def turn(self, aggregate_id: UUID, since: int | None) -> AbstractContextManager[Turn]:
+        """Hold the event's lock until the turn's group commits (or the turn ends)."""
+        return self._combiner.turn(aggregate_id, since)
 
-        key = int.from_bytes(aggregate_id.bytes[:8], "big", signed=True)
+    def begin(self, seats: list[Seat]) -> Any:
         try:
-            with self._connections.connection() as conn:
-                if since is None:
-                    conn.execute(self._lock, (key,))
-                    missing = None
-                else:
-                    # Its own statement, so its snapshot comes after the lock: it sees every append
-                    # the lock's previous holder committed.
-                    found = conn.execute(self._lock_and_catch_up, (key, aggregate_id, since))
-                    found.nextset()
-                    found.nextset()
-                    missing = [
-                        StoredEvent(aggregate_id, version, topic, bytes(state))
-                        for version, topic, state in found.fetchall()
-                    ]
-                yield Turn(missing, lambda stored, watch=None: self._append(conn, stored, watch))
-        except psycopg.IntegrityError as error:
-            raise IntegrityError(str(error)) from error
-        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-            # A lost connection is a transient store error: the batch is retried (the server
-            # ends the transaction, and with it the lock).
+            conn = self._connections.acquire()
+        except psycopg.OperationalError as error:
             raise OperationalError(str(error)) from error
+        try:
+            if len(seats) == 1:
+                self._begin_alone(conn, seats[0])
+            else:
+                self._begin_together(conn, seats)
+        except BaseException as error:
+            self._connections.release(conn)
+            if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+                # A lost connection is a transient store error: the batch is retried (the
+                # server ends the transaction, and with it the locks).
+                raise OperationalError(str(error)) from error
+            raise
+        return conn
+
+    def _begin_alone(self, conn: Any, seat: Seat) -> None:
+        if seat.since is None:
+            conn.execute(self._lock, (seat.key,))
+            return
+        # Its own statement, so its snapshot comes after the lock: it sees every append the
+        # lock's previous holder committed.
+        found = conn.execute(self._lock_and_catch_up, (seat.key, seat.aggregate_id, seat.since))
+        found.nextset()
+        found.nextset()
+        seat.missing = [
+            StoredEvent(seat.aggregate_id, version, topic, bytes(state))
+            for version, topic, state in found.fetchall()
+        ]
+
+    def _begin_together(self, conn: Any, seats: list[Seat]) -> None:
+        keys = sorted({seat.key for seat in seats})
+        catching_up = {seat.aggregate_id: seat for seat in seats if seat.since is not None}
+        if not catching_up:
+            conn.execute(self._locks(len(keys), catch_up=False), keys)
+            return
+        found = conn.execute(
+            self._locks(len(keys), catch_up=True),
+            (*keys, list(catching_up), [seat.since for seat in catching_up.values()]),
+        )
+        for _ in range(len(keys) + 1):
+            found.nextset()
+        for seat in catching_up.values():
+            seat.missing = []
+        for originator_id, version, topic, state in found.fetchall():
+            missing = catching_up[originator_id].missing
+            missing.append(StoredEvent(originator_id, version, topic, bytes(state)))
+
+    @functools.cache  # noqa: B019 - one per count of locks and instance: a few dozen texts
+    def _locks(self, count: int, catch_up: bool) -> str:
+        """``BEGIN``, one statement per lock (taken in that order: within a single statement
+        the order of evaluation is not promised), and the catch-up. The same text for the
+        same count, so psycopg parses it once."""
+        locks = "; ".join(["SELECT pg_advisory_xact_lock(%s)"] * count)
+        return f"BEGIN; {locks}; {self._catch_up_together}" if catch_up else f"BEGIN; {locks}"
+
+    def commit(self, conn: Any, seats: list[Seat], deposited: list[Seat]) -> None:
+        try:
+            if len(seats) == 1 and deposited:
+                seat = deposited[0]
+                seat.appended = self._append(conn, seat.batch, seat.watch)
+            elif deposited:
+                self._append_all(conn, deposited)
+        except psycopg.IntegrityError as error:
+            refused = _refused_event(error) if len(deposited) > 1 else None
+            for seat in deposited:
+                if refused is None or seat.aggregate_id == refused:
+                    seat.fail(IntegrityError(str(error)))
+                else:
+                    seat.fail(IntegrityError(f"not appended: {refused}'s append was refused"))
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            # The commit's outcome is unknown, and the same for every member.
+            for seat in deposited:
+                seat.fail(OperationalError(str(error)))
+        except Exception as error:
+            for seat in deposited:
+                seat.fail(error)
+        finally:
+            self._connections.release(conn)  # rolled back unless committed
 
     def _append(self, conn: Any, stored: list[StoredEvent], watch: Watch | None) -> Appended:
         results = conn.execute(
@@ -127,122 +230,45 @@ class PostgresTurns:
         positions = dict(results.fetchall())
         return Appended([positions[event.originator_version] for event in stored], watched)
 
+    def _append_all(self, conn: Any, seats: list[Seat]) -> None:
+        stored = [event for seat in seats for event in seat.batch or []]
+        watches = [seat.watch for seat in seats if seat.watch is not None]
+        results = conn.execute(
+            self._append_together,
+            (
+                sorted({stream for watch in watches for stream in watch.ids}),
+                sorted({watch.topic for watch in watches}),
+                [event.originator_id for event in stored],
+                [event.originator_version for event in stored],
+                [event.topic for event in stored],
+                [event.state for event in stored],
+            ),
+        )
+        results.nextset()
+        watched = results.fetchall()
+        results.nextset()
+        positions = {(stream, version): position for stream, version, position in results}
+        for seat in seats:
+            seen: set[UUID] = set()
+            if seat.watch is not None:
+                ids, topic = set(seat.watch.ids), seat.watch.topic
+                seen = {stream for stream, kind in watched if kind == topic and stream in ids}
+            seat.appended = Appended(
+                [positions[e.originator_id, e.originator_version] for e in seat.batch or []],
+                seen,
+            )
+
     def close(self) -> None:
         self._connections.close()
 
 
-class ConnectionStack:
-    """At most ``size`` PostgreSQL connections for turns, the most recently used reused first.
-
-    Autocommit, so that a turn's ``BEGIN`` and ``COMMIT`` are its own, and bound client side,
-    so that one ``execute`` can carry several statements. A turn needs nothing of a
-    connection pool but this bounded stack: psycopg_pool's checkout and return cost a turn
-    about as much CPU as one of its round trips. A connection that comes back broken or
-    inside a transaction it cannot roll back is closed, and the next turn opens a new one
-    (after a server restart, each dead connection fails one attempt).
-
-    Threads waiting for a connection get it first come, first served: a freed slot is
-    handed to the longest waiter. A plain semaphore lets the thread that frees a slot take
-    it straight back (it still holds the GIL when the waiter wakes), so a few threads
-    cycled through the connections while the rest waited out ``wait``.
-    """
-
-    def __init__(self, db: Database, size: int, wait: float = 2.0) -> None:
-        self._db = db
-        self._idle: list[Any] = []
-        self._free_slots = size
-        self._waiters: deque[threading.Lock] = deque()  # each held until its slot is handed
-        self._open: set[Any] = set()
-        self._mutex = threading.Lock()
-        self._wait = wait  # longer without a free connection is a store error: retried
-
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        conn = self.acquire()
-        try:
-            yield conn
-        finally:
-            self.release(conn)
-
-    def acquire(self) -> Any:
-        """A connection of the stack's (``release`` it, from any thread)."""
-        self._take_slot()
-        try:
-            try:
-                return self._idle.pop()
-            except IndexError:
-                return self._connect()
-        except BaseException:
-            self._free_slot()
-            raise
-
-    def release(self, conn: Any) -> None:
-        try:
-            self._give_back(conn)
-        finally:
-            self._free_slot()
-
-    def _take_slot(self) -> None:
-        with self._mutex:
-            if self._free_slots and not self._waiters:
-                self._free_slots -= 1
-                return
-            handed = threading.Lock()
-            handed.acquire()
-            self._waiters.append(handed)
-        if handed.acquire(timeout=self._wait):
-            return
-        with self._mutex:
-            try:
-                self._waiters.remove(handed)
-            except ValueError:
-                return  # handed over just as the wait ran out: the slot is ours
-        raise psycopg.OperationalError("no connection for a turn became free in time")
-
-    def _free_slot(self) -> None:
-        with self._mutex:
-            if self._waiters:
-                self._waiters.popleft().release()
-            else:
-                self._free_slots += 1
-
-    def _connect(self) -> Any:
-
-        conn = psycopg.connect(
-            self._db.conninfo(),
-            autocommit=True,
-            cursor_factory=psycopg.ClientCursor,
-            connect_timeout=5,
-            # A writer that stalls while holding an event's lock must not stall every other
-            # process forever: waiting past this is a store error (retried, then 503).
-            options=f"-c lock_timeout={LOCK_TIMEOUT_MS}",
-        )
-        with self._mutex:
-            self._open.add(conn)
-        return conn
-
-    def _give_back(self, conn: Any) -> None:
-
-        if not conn.broken and not conn.closed:
-            if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                self._idle.append(conn)
-                return
-            try:
-                conn.execute("ROLLBACK")  # the turn ended without an append: let go of the lock
-                self._idle.append(conn)
-                return
-            except psycopg.Error:
-                pass
-        with self._mutex:
-            self._open.discard(conn)
-        conn.close()
-
-    def close(self) -> None:
-        with self._mutex:
-            connections, self._open = list(self._open), set()
-        self._idle.clear()
-        for conn in connections:
-            conn.close()
+def _refused_event(error: psycopg.IntegrityError) -> UUID | None:
+    """The event whose append the primary key refused, as the violation names it."""
+    found = re.search(
+        r"\(originator_id, originator_version\)=\(([0-9a-f-]{36}), ",
+        str(error.diag.message_detail or ""),
+    )
+    return UUID(found[1]) if found else None
 
 
 def listen_forever(

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from adapters.connection_stack import ConnectionStack
 from adapters.database_url import parse_database_url
-from adapters.postgres import ConnectionStack
 
 pytestmark = pytest.mark.postgres
 
