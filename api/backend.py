@@ -62,7 +62,7 @@ class Backend:
         return cls(
             settings,
             service,
-            ReadModel(settings.database_url, service=service),
+            ReadModel(settings.database_url, log=service),
             runner,
             credentials,
         )

@@ -224,7 +224,7 @@ def _verify(args: argparse.Namespace) -> int:
     from projections.verify import all_event_ids, verify
 
     service = _open_service()
-    read_model = ReadModel(_database_url(), service=service)
+    read_model = ReadModel(_database_url())
     try:
         event_ids = [args.event_id] if args.event_id else all_event_ids(service)
         inconsistent = 0

@@ -6,7 +6,7 @@ from typing import Any
 
 from api import backend
 from api.presenters import event_status_json
-from domain.service import EventView
+from projections.replay import status_row
 
 
 def event_status(event_id: str) -> dict[str, Any]:
@@ -15,7 +15,7 @@ def event_status(event_id: str) -> dict[str, Any]:
     An event created a moment ago exists even before the projection has applied it; only
     an event the store does not know is ``event_not_found``.
     """
-    status = backend.reads().event_status(event_id)
-    if status is None:
-        status = event_status_json(EventView.of(backend.service().get_event(event_id)))
-    return status
+    row = backend.reads().event_status(event_id)
+    if row is None:
+        row = status_row(backend.service().get_event(event_id))
+    return event_status_json(row)

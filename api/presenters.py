@@ -1,17 +1,20 @@
-"""Domain results rendered as the JSON documents of the HTTP contract."""
+"""Domain results and read-model rows rendered as the JSON documents of the HTTP contract.
+
+Rows come named as stored (the columns of ``projections.tables``), whether read from the read
+models or derived from the write model; this module alone gives them the contract's names.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from domain.accounts import UserView
 from domain.event import BookingOutcome, CancelOutcome
 from domain.service import EventView
+from projections.queries import iso
 
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat()
+Row = Mapping[str, Any]
 
 
 def user_json(user: UserView) -> dict[str, Any]:
@@ -36,21 +39,94 @@ def event_created_json(event: EventView) -> dict[str, Any]:
     }
 
 
-def event_status_json(event: EventView) -> dict[str, Any]:
-    """The write model's status, in the same shape as the read model's ``event_status``."""
+def event_status_json(status: Row | EventView) -> dict[str, Any]:
+    """An event's status, from its ``event_status`` row (read, or replayed from the store)
+    or from the write service's view of the event a command just changed."""
+    row = _status_row(status) if isinstance(status, EventView) else status
     return {
-        "eventId": event.id,
+        "eventId": row["event_id"],
+        "name": row["name"],
+        "totalTickets": row["total_tickets"],
+        "availableTickets": row["available_tickets"],
+        "bookedTickets": row["booked_tickets"],
+        "waitingListCount": row["waiting_list_count"],
+        "status": row["status"],
+        "version": row["version"],
+        "maxTicketsPerUser": row["max_tickets_per_user"],
+        "organizerId": row["organizer_id"],
+        "createdAt": iso(row["created_at"]),
+    }
+
+
+def _status_row(event: EventView) -> Row:
+    return {
+        "event_id": event.id,
         "name": event.name,
-        "totalTickets": event.total_tickets,
-        "availableTickets": event.available_tickets,
-        "bookedTickets": event.booked_tickets,
-        "waitingListCount": event.waiting_list_count,
+        "total_tickets": event.total_tickets,
+        "available_tickets": event.available_tickets,
+        "booked_tickets": event.booked_tickets,
+        "waiting_list_count": event.waiting_list_count,
         "status": "closed" if event.closed else "open",
         "version": event.version,
-        "maxTicketsPerUser": event.max_tickets_per_user,
-        "organizerId": event.organizer_id,
-        "createdAt": iso(event.created_at),
+        "max_tickets_per_user": event.max_tickets_per_user,
+        "organizer_id": event.organizer_id,
+        "created_at": event.created_at,
     }
+
+
+def event_state_json(state: Row) -> dict[str, Any]:
+    """An event replayed to a version or a moment: its status, bookings and waiting list."""
+    return event_status_json(state) | {
+        "bookings": [booking_item_json(row) for row in state["bookings"]],
+        "waitlist": [waiting_item_json(row) for row in state["waitlist"]],
+    }
+
+
+def page_json(rows: list[Row], next_cursor: str | None, item: Callable[[Row], dict]) -> dict:
+    return {"items": [item(row) for row in rows], "nextCursor": next_cursor}
+
+
+def booking_item_json(booking: Row) -> dict[str, Any]:
+    return {
+        "bookingId": booking["booking_id"],
+        "userId": booking["user_id"],
+        "quantity": booking["quantity"],
+        "bookedAt": iso(booking["booked_at"]),
+    }
+
+
+def waiting_item_json(entry: Row) -> dict[str, Any]:
+    return {
+        "waitingListId": entry["waiting_list_id"],
+        "userId": entry["user_id"],
+        "quantity": entry["quantity_waiting"],
+        "position": entry["position"],
+        "joinedAt": iso(entry["joined_at"]),
+    }
+
+
+def booking_status_json(event_id: str, user_id: str, holding: Row | None) -> dict[str, Any]:
+    """What ``user_id`` holds at ``event_id``: ``none`` if they never held anything there."""
+    fields = _holding_fields(holding) if holding is not None else {"status": "none"}
+    return {"eventId": event_id, "userId": user_id, **fields}
+
+
+def holding_item_json(holding: Row) -> dict[str, Any]:
+    fields = _holding_fields(holding)
+    return {"eventId": holding["event_id"], "eventName": holding["event_name"], **fields}
+
+
+def _holding_fields(holding: Row) -> dict[str, Any]:
+    fields: dict[str, Any] = {"status": holding["status"]}
+    if holding["booking_id"]:
+        fields.update(bookingId=holding["booking_id"], quantity=holding["quantity"])
+    if holding["waiting_list_id"]:
+        fields.update(
+            waitingListId=holding["waiting_list_id"],
+            waitingQuantity=holding["waiting_quantity"],
+            position=holding["position"],
+        )
+    return fields
 
 
 def booking_json(event_id: str, user_id: str, outcome: BookingOutcome) -> tuple[dict, int]:

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     rates = []
     for run in range(1, args.runs + 1):
         started = time.perf_counter()
-        processed = rebuild(args.database_url, service=service, progress=sys.stderr.isatty())
+        processed = rebuild(args.database_url, log=service, progress=sys.stderr.isatty())
         elapsed = time.perf_counter() - started
         rates.append(processed / elapsed)
         print(f"run {run}: {processed:,} events in {elapsed:.2f}s = {rates[-1]:,.0f} events/s")

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from adapters.log_reader import StoreLog
 from domain.errors import EventNotFound
-from domain.event import Event
 from domain.service import TicketingService
+from projections.replay import replay, status_row, stored_until
 from projections.runner import EVENT_TOPIC_PREFIX
+from projections.tables import Row
 
 HIDDEN = {"originator_id", "originator_version", "timestamp", "originator_topic", "request_hash"}
 
@@ -56,79 +58,57 @@ def state_at(
     event_id: str,
     version: int | None = None,
     at: datetime | None = None,
-) -> dict[str, Any]:
-    """The event as it stood at ``version`` or at time ``at``, replayed from the store."""
-    aggregate: Event | None = None
-    joined: dict[str, str] = {}
-    booked: dict[str, str] = {}
-    for domain_event in service.history(event_id):
-        if version is not None and domain_event.originator_version > version:
-            break
-        if at is not None and domain_event.timestamp > at:
-            break
-        aggregate = domain_event.mutate(aggregate)
-        occurred = domain_event.timestamp.isoformat()
-        if type(domain_event).__name__ == "Waitlisted":
-            joined[domain_event.waiting_list_id] = occurred
-        elif type(domain_event).__name__ in ("TicketBooked", "Reassigned"):
-            booked.setdefault(domain_event.booking_id, occurred)
+) -> Row:
+    """The event as it stood at ``version`` or at time ``at``, replayed from the store: its
+    ``event_status`` row with its active ``bookings`` and its ``waitlist`` in queue order,
+    each a row named like the read models' columns."""
+    domain_events = stored_until(service, event_id, version, at)
+    aggregate = replay(domain_events)
     if aggregate is None:
         raise EventNotFound("The event did not exist yet at that time.")
-    return state_of(aggregate, joined, booked)
+    joined: dict[str, datetime] = {}
+    booked: dict[str, datetime] = {}
+    for domain_event in domain_events:
+        if type(domain_event).__name__ == "Waitlisted":
+            joined[domain_event.waiting_list_id] = domain_event.timestamp
+        elif type(domain_event).__name__ in ("TicketBooked", "Reassigned"):
+            booked.setdefault(domain_event.booking_id, domain_event.timestamp)
+    bookings = [
+        {
+            "booking_id": booking_id,
+            "user_id": user_id,
+            "quantity": quantity,
+            "booked_at": booked.get(booking_id),
+        }
+        for booking_id, (user_id, quantity) in aggregate.bookings.items()
+    ]
+    waitlist = [
+        {
+            "waiting_list_id": waiting_list_id,
+            "user_id": user_id,
+            "quantity_waiting": quantity,
+            "position": position,
+            "joined_at": joined.get(waiting_list_id),
+        }
+        for position, (waiting_list_id, (user_id, quantity)) in enumerate(
+            aggregate.waitlist.items(), start=1
+        )
+    ]
+    return {**status_row(aggregate), "bookings": bookings, "waitlist": waitlist}
 
 
-def state_of(
-    event: Event, joined: dict[str, str] | None = None, booked: dict[str, str] | None = None
-) -> dict[str, Any]:
-    joined, booked = joined or {}, booked or {}
-    return {
-        "eventId": str(event.id),
-        "name": event.name,
-        "totalTickets": event.total_tickets,
-        "availableTickets": event.available,
-        "bookedTickets": event.booked,
-        "waitingListCount": len(event.waitlist),
-        "status": "closed" if event.closed else "open",
-        "version": event.version,
-        "maxTicketsPerUser": event.max_tickets_per_user,
-        "organizerId": event.organizer_id,
-        "createdAt": event.created_on.isoformat(),
-        "bookings": [
-            {
-                "bookingId": booking_id,
-                "userId": user_id,
-                "quantity": quantity,
-                "bookedAt": booked.get(booking_id),
-            }
-            for booking_id, (user_id, quantity) in event.bookings.items()
-        ],
-        "waitlist": [
-            {
-                "waitingListId": waiting_list_id,
-                "userId": user_id,
-                "quantity": quantity,
-                "position": position,
-                "joinedAt": joined.get(waiting_list_id),
-            }
-            for position, (waiting_list_id, (user_id, quantity)) in enumerate(
-                event.waitlist.items(), start=1
-            )
-        ],
-    }
-
-
-def audit_log(service: TicketingService, after: int = 0, limit: int = 100) -> dict[str, Any]:
+def audit_log(log: StoreLog, after: int = 0, limit: int = 100) -> dict[str, Any]:
     """All stored domain events of ticketed events, in the store's global order."""
     items: list[dict[str, Any]] = []
     cursor = after
     while len(items) <= limit:
-        page = service.recorder.select_notifications(cursor + 1, max(limit * 2, 100))
+        page = log.recorder.select_notifications(cursor + 1, max(limit * 2, 100))
         if not page:
             break
         for notification in page:
             cursor = notification.id
             if notification.topic.startswith(EVENT_TOPIC_PREFIX):
-                domain_event = service.mapper.to_domain_event(notification)
+                domain_event = log.mapper.to_domain_event(notification)
                 items.append(
                     {
                         "position": notification.id,

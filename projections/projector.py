@@ -11,8 +11,16 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-Row = dict[str, Any]
-Key = Any
+from projections.tables import (
+    BOOKINGS,
+    EVENT_STATUS,
+    READ_MODELS,
+    USER_HOLDINGS,
+    WAITING_LIST,
+    Key,
+    Row,
+    Table,
+)
 
 EVENT_TYPES = (
     "EventInitialized",
@@ -24,48 +32,46 @@ EVENT_TYPES = (
     "EventClosed",
 )
 
-PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "event_status": ("event_id",),
-    "bookings": ("booking_id",),
-    "waiting_list": ("waiting_list_id",),
-    "user_holdings": ("user_id", "event_id"),
-}
-
 
 class Rows:
     """The rows one batch works on: loaded on first use, written back when changed."""
 
-    def __init__(self, load: Callable[[str, list[Key]], dict[Key, Row]]) -> None:
+    def __init__(self, load: Callable[[Table, list[Key]], dict[Key, Row]]) -> None:
         self._load = load
-        self.tables: dict[str, dict[Key, Row | None]] = {name: {} for name in PRIMARY_KEYS}
-        self.dirty: dict[str, set[Key]] = {name: set() for name in PRIMARY_KEYS}
+        self.tables: dict[str, dict[Key, Row | None]] = {t.name: {} for t in READ_MODELS}
+        self.dirty: dict[str, set[Key]] = {t.name: set() for t in READ_MODELS}
 
-    def prefetch(self, table: str, keys: Iterable[Key]) -> None:
-        missing = [key for key in set(keys) if key not in self.tables[table]]
+    def prefetch(self, table: Table, keys: Iterable[Key]) -> None:
+        known = self.tables[table.name]
+        missing = [key for key in set(keys) if key not in known]
         if missing:
             found = self._load(table, missing)
             for key in missing:
-                self.tables[table][key] = found.get(key)
+                known[key] = found.get(key)
 
-    def get(self, table: str, key: Key) -> Row | None:
-        if key not in self.tables[table]:
+    def get(self, table: Table, key: Key) -> Row | None:
+        if key not in self.tables[table.name]:
             self.prefetch(table, [key])
-        return self.tables[table][key]
+        return self.tables[table.name][key]
 
-    def put(self, table: str, key: Key, row: Row) -> Row:
-        self.tables[table][key] = row
-        self.dirty[table].add(key)
+    def create(self, table: Table, **values: Any) -> Row:
+        """A new row of ``table`` (replacing any row of its key)."""
+        row = table.row(**values)
+        key = table.key(row)
+        self.tables[table.name][key] = row
+        self.dirty[table.name].add(key)
         return row
 
-    def touch(self, table: str, key: Key) -> Row:
+    def touch(self, table: Table, key: Key) -> Row:
         row = self.get(table, key)
         if row is None:
-            raise KeyError(f"{table} row {key!r} is missing from the read model")
-        self.dirty[table].add(key)
+            raise KeyError(f"{table.name} row {key!r} is missing from the read model")
+        self.dirty[table.name].add(key)
         return row
 
-    def changed(self, table: str) -> list[Row]:
-        return [row for key in self.dirty[table] if (row := self.tables[table][key]) is not None]
+    def changed(self, table: Table) -> list[Row]:
+        rows = self.tables[table.name]
+        return [row for key in self.dirty[table.name] if (row := rows[key]) is not None]
 
 
 def event_type(domain_event: Any) -> str:
@@ -76,17 +82,17 @@ def is_ticketing_event(domain_event: Any) -> bool:
     return event_type(domain_event) in EVENT_TYPES and hasattr(domain_event, "originator_id")
 
 
-def referenced_keys(domain_event: Any) -> dict[str, list[Key]]:
+def referenced_keys(domain_event: Any) -> dict[Table, list[Key]]:
     """The primary keys an event will touch, so a batch can load them in a few queries."""
     event_id = str(domain_event.originator_id)
-    keys: dict[str, list[Key]] = {"event_status": [event_id]}
+    keys: dict[Table, list[Key]] = {EVENT_STATUS: [event_id]}
     user_id = getattr(domain_event, "user_id", None)
     if user_id is not None:
-        keys["user_holdings"] = [(user_id, event_id)]
+        keys[USER_HOLDINGS] = [(user_id, event_id)]
     if getattr(domain_event, "booking_id", None):
-        keys["bookings"] = [domain_event.booking_id]
+        keys[BOOKINGS] = [domain_event.booking_id]
     if getattr(domain_event, "waiting_list_id", None):
-        keys["waiting_list"] = [domain_event.waiting_list_id]
+        keys[WAITING_LIST] = [domain_event.waiting_list_id]
     return keys
 
 
@@ -97,61 +103,53 @@ def apply(rows: Rows, domain_event: Any) -> None:
     at: datetime = domain_event.timestamp
     kind = event_type(domain_event)
     if kind == "EventInitialized":
-        if rows.get("event_status", event_id) is None:
+        if rows.get(EVENT_STATUS, event_id) is None:
             _initialize(rows, event_id, domain_event, at)
         return
-    status = rows.get("event_status", event_id)
+    status = rows.get(EVENT_STATUS, event_id)
     if status is None or status["version"] >= version:
         return
-    status = rows.touch("event_status", event_id)
+    status = rows.touch(EVENT_STATUS, event_id)
     HANDLERS[kind](rows, status, domain_event, at)
     status["version"] = version
     status["updated_at"] = at
 
 
 def _initialize(rows: Rows, event_id: str, e: Any, at: datetime) -> None:
-    rows.put(
-        "event_status",
-        event_id,
-        {
-            "event_id": event_id,
-            "name": e.name,
-            "organizer_id": e.organizer_id,
-            "total_tickets": e.total_tickets,
-            "available_tickets": e.total_tickets,
-            "booked_tickets": 0,
-            "waiting_list_count": 0,
-            "waiting_tickets": 0,
-            "max_tickets_per_user": e.max_tickets_per_user,
-            "status": "open",
-            "version": e.originator_version,
-            "created_at": at,
-            "closed_at": None,
-            "updated_at": at,
-        },
+    rows.create(
+        EVENT_STATUS,
+        event_id=event_id,
+        name=e.name,
+        organizer_id=e.organizer_id,
+        total_tickets=e.total_tickets,
+        available_tickets=e.total_tickets,
+        booked_tickets=0,
+        waiting_list_count=0,
+        waiting_tickets=0,
+        max_tickets_per_user=e.max_tickets_per_user,
+        status="open",
+        version=e.originator_version,
+        created_at=at,
+        updated_at=at,
     )
 
 
 def _holding(rows: Rows, user_id: str, event_id: str, at: datetime) -> Row:
     """The user's holding row, reset when their previous holding there had ended."""
     key = (user_id, event_id)
-    row = rows.get("user_holdings", key)
+    row = rows.get(USER_HOLDINGS, key)
     if row is None or row["status"] == "cancelled":
-        row = rows.put(
-            "user_holdings",
-            key,
-            {
-                "user_id": user_id,
-                "event_id": event_id,
-                "status": "none",
-                "booking_id": None,
-                "quantity": 0,
-                "waiting_list_id": None,
-                "waiting_quantity": 0,
-                "updated_at": at,
-            },
+        row = rows.create(
+            USER_HOLDINGS,
+            user_id=user_id,
+            event_id=event_id,
+            status="none",
+            quantity=0,
+            waiting_quantity=0,
+            updated_at=at,
         )
-    rows.dirty["user_holdings"].add(key)
+    else:
+        rows.touch(USER_HOLDINGS, key)
     row["updated_at"] = at
     return row
 
@@ -165,23 +163,21 @@ def _settle_holding_status(holding: Row) -> None:
         holding["status"] = "cancelled"
 
 
-def _booked(rows: Rows, status: Row, e: Any, at: datetime) -> None:
-    rows.put(
-        "bookings",
-        e.booking_id,
-        {
-            "booking_id": e.booking_id,
-            "event_id": status["event_id"],
-            "user_id": e.user_id,
-            "quantity": e.quantity,
-            "status": "confirmed",
-            "source": "direct",
-            "booked_at": at,
-            "cancelled_at": None,
-            "cancelled_by": None,
-            "updated_at": at,
-        },
+def _new_booking(rows: Rows, status: Row, e: Any, at: datetime, **values: Any) -> Row:
+    return rows.create(
+        BOOKINGS,
+        booking_id=e.booking_id,
+        event_id=status["event_id"],
+        user_id=e.user_id,
+        status="confirmed",
+        booked_at=at,
+        updated_at=at,
+        **values,
     )
+
+
+def _booked(rows: Rows, status: Row, e: Any, at: datetime) -> None:
+    _new_booking(rows, status, e, at, quantity=e.quantity, source="direct")
     status["booked_tickets"] += e.quantity
     status["available_tickets"] -= e.quantity
     holding = _holding(rows, e.user_id, status["event_id"], at)
@@ -190,24 +186,18 @@ def _booked(rows: Rows, status: Row, e: Any, at: datetime) -> None:
 
 
 def _waitlisted(rows: Rows, status: Row, e: Any, at: datetime) -> None:
-    rows.put(
-        "waiting_list",
-        e.waiting_list_id,
-        {
-            "waiting_list_id": e.waiting_list_id,
-            "event_id": status["event_id"],
-            "user_id": e.user_id,
-            "quantity_requested": e.quantity,
-            "quantity_waiting": e.quantity,
-            "quantity_served": 0,
-            "queue_seq": e.originator_version,
-            "status": "waiting",
-            "joined_at": at,
-            "first_served_at": None,
-            "promoted_at": None,
-            "left_at": None,
-            "updated_at": at,
-        },
+    rows.create(
+        WAITING_LIST,
+        waiting_list_id=e.waiting_list_id,
+        event_id=status["event_id"],
+        user_id=e.user_id,
+        quantity_requested=e.quantity,
+        quantity_waiting=e.quantity,
+        quantity_served=0,
+        queue_seq=e.originator_version,
+        status="waiting",
+        joined_at=at,
+        updated_at=at,
     )
     status["waiting_list_count"] += 1
     status["waiting_tickets"] += e.quantity
@@ -219,14 +209,14 @@ def _waitlisted(rows: Rows, status: Row, e: Any, at: datetime) -> None:
 def _cancelled(rows: Rows, status: Row, e: Any, at: datetime) -> None:
     holding = _holding(rows, e.user_id, status["event_id"], at)
     if e.booking_id:
-        booking = rows.touch("bookings", e.booking_id)
+        booking = rows.touch(BOOKINGS, e.booking_id)
         booking.update(status="cancelled", cancelled_at=at, cancelled_by=e.cancelled_by)
         booking["updated_at"] = at
         status["booked_tickets"] -= e.quantity
         status["available_tickets"] += e.quantity
         holding.update(booking_id=None, quantity=0)
     if e.waiting_list_id:
-        entry = rows.touch("waiting_list", e.waiting_list_id)
+        entry = rows.touch(WAITING_LIST, e.waiting_list_id)
         entry.update(status="left", left_at=at, updated_at=at)
         status["waiting_list_count"] -= 1
         status["waiting_tickets"] -= e.waiting_quantity
@@ -235,29 +225,14 @@ def _cancelled(rows: Rows, status: Row, e: Any, at: datetime) -> None:
 
 
 def _reassigned(rows: Rows, status: Row, e: Any, at: datetime) -> None:
-    booking = rows.get("bookings", e.booking_id)
+    booking = rows.get(BOOKINGS, e.booking_id)
     if booking is None or booking["status"] != "confirmed":
-        booking = rows.put(
-            "bookings",
-            e.booking_id,
-            {
-                "booking_id": e.booking_id,
-                "event_id": status["event_id"],
-                "user_id": e.user_id,
-                "quantity": 0,
-                "status": "confirmed",
-                "source": "waitlist",
-                "booked_at": at,
-                "cancelled_at": None,
-                "cancelled_by": None,
-                "updated_at": at,
-            },
-        )
+        booking = _new_booking(rows, status, e, at, quantity=0, source="waitlist")
     else:
-        rows.touch("bookings", e.booking_id)
+        rows.touch(BOOKINGS, e.booking_id)
     booking["quantity"] += e.quantity
     booking["updated_at"] = at
-    entry = rows.touch("waiting_list", e.waiting_list_id)
+    entry = rows.touch(WAITING_LIST, e.waiting_list_id)
     entry["quantity_served"] += e.quantity
     entry["quantity_waiting"] = e.remaining
     entry["first_served_at"] = entry["first_served_at"] or at

@@ -1,15 +1,19 @@
-"""What the API reads: small functions over the read-model tables, returning JSON-ready dicts."""
+"""What the API reads: small functions over the read-model tables, returning rows named as
+stored (``api.presenters`` turns them into the contract's documents)."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from adapters.log_reader import StoreLog
 from adapters.sql import Cursor, ReadModelDatabase
-from projections.runner import LIVE, Lag, measure_lag
-from projections.schema import TRACKING_TABLE
+from projections import tracking
+from projections.runner import Lag, measure_lag
+from projections.tables import Row
 
 ACTIVE = ("confirmed", "waitlisted")
 FOREIGN_CURSOR = "cursor is not one this service issued"
@@ -21,6 +25,7 @@ class InvalidCursor(ValueError):
 
 
 def iso(value: Any) -> str | None:
+    """A moment as ISO-8601 text: PostgreSQL returns datetimes, SQLite keeps the text."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -62,44 +67,33 @@ def _fits(value: Any, kind: type) -> bool:
     return False
 
 
-def status_of(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "eventId": row["event_id"],
-        "name": row["name"],
-        "totalTickets": row["total_tickets"],
-        "availableTickets": row["available_tickets"],
-        "bookedTickets": row["booked_tickets"],
-        "waitingListCount": row["waiting_list_count"],
-        "status": row["status"],
-        "version": row["version"],
-        "maxTicketsPerUser": row["max_tickets_per_user"],
-        "organizerId": row["organizer_id"],
-        "createdAt": iso(row["created_at"]),
-    }
-
-
 class ReadModel:
-    """Queries over the read models; one instance per process, thread-safe."""
+    """Queries over the read models; one instance per process, thread-safe.
 
-    def __init__(self, database_url: str | None = None, service: Any = None) -> None:
+    ``log`` is the store's, for measuring how far the read models trail it.
+    """
+
+    def __init__(self, database_url: str | None = None, log: StoreLog | None = None) -> None:
         self.database = ReadModelDatabase(database_url)
-        self.service = service
+        self.log = log
 
     def close(self) -> None:
         self.database.close()
 
     def check(self) -> None:
-        self.database.query(f"SELECT position FROM {TRACKING_TABLE} WHERE name = ?", [LIVE])
+        tracking.position(self.database, tracking.LIVE)
 
     def lag(self) -> Lag:
-        return measure_lag(self.service, self.database)
+        if self.log is None:
+            raise RuntimeError("this ReadModel was opened without the store's log")
+        return measure_lag(self.log, self.database)
 
     # ---------------------------------------------------------------- events
-    def event_status(self, event_id: str) -> dict[str, Any] | None:
+    def event_status(self, event_id: str) -> Row | None:
         rows = self.database.query("SELECT * FROM event_status WHERE event_id = ?", [event_id])
-        return status_of(rows[0]) if rows else None
+        return rows[0] if rows else None
 
-    def list_events(self, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    def list_events(self, limit: int, cursor: str | None) -> tuple[list[Row], str | None]:
         params: list[Any] = []
         where = ""
         if cursor:
@@ -115,13 +109,14 @@ class ReadModel:
             f"SELECT * FROM event_status {where} ORDER BY created_at, event_id LIMIT ?",
             [*params, limit + 1],
         )
-        return _page(rows, limit, status_of, lambda r: (iso(r["created_at"]), r["event_id"]))
+        return _page(rows, limit, lambda r: (iso(r["created_at"]), r["event_id"]))
 
     # -------------------------------------------------------- queue/bookings
     def waitlist(self, event_id: str, limit: int, cursor: str | None) -> tuple[list, str | None]:
+        """The waiting entries in queue order, each with its 1-based ``position``."""
         after = decode_cursor(cursor, int)[0] if cursor else -1
 
-        def page(tx: Cursor) -> tuple[list[dict], int]:
+        def page(tx: Cursor) -> tuple[list[Row], int]:
             rows = tx.all(
                 "SELECT * FROM waiting_list WHERE event_id = ? AND status = 'waiting' "
                 "AND queue_seq > ? ORDER BY queue_seq LIMIT ?",
@@ -130,18 +125,9 @@ class ReadModel:
             return rows, _position(tx, event_id, rows[0]["queue_seq"]) if rows else 0
 
         rows, first = self.database.read(page)
-        items = [
-            {
-                "waitingListId": row["waiting_list_id"],
-                "userId": row["user_id"],
-                "quantity": row["quantity_waiting"],
-                "position": first + index,
-                "joinedAt": iso(row["joined_at"]),
-            }
-            for index, row in enumerate(rows[:limit])
-        ]
-        next_cursor = encode_cursor(rows[limit - 1]["queue_seq"]) if len(rows) > limit else None
-        return items, next_cursor
+        for index, row in enumerate(rows):
+            row["position"] = first + index
+        return _page(rows, limit, lambda r: (r["queue_seq"],))
 
     def bookings(self, event_id: str, limit: int, cursor: str | None) -> tuple[list, str | None]:
         params: list[Any] = [event_id]
@@ -154,37 +140,29 @@ class ReadModel:
             "ORDER BY booking_id LIMIT ?",
             [*params, limit + 1],
         )
+        return _page(rows, limit, lambda r: (r["booking_id"],))
 
-        def render(row: dict[str, Any]) -> dict[str, Any]:
-            return {
-                "bookingId": row["booking_id"],
-                "userId": row["user_id"],
-                "quantity": row["quantity"],
-                "bookedAt": iso(row["booked_at"]),
-            }
+    def booking_status(self, event_id: str, user_id: str) -> Row | None:
+        """The user's ``user_holdings`` row at the event (with its waiting entry's
+        ``position``), or None if they never held anything there."""
 
-        return _page(rows, limit, render, lambda r: (r["booking_id"],))
-
-    def booking_status(self, event_id: str, user_id: str) -> dict[str, Any]:
-        def status(tx: Cursor) -> dict[str, Any]:
+        def holding(tx: Cursor) -> Row | None:
             row = tx.one(
                 "SELECT * FROM user_holdings WHERE event_id = ? AND user_id = ?",
                 [event_id, user_id],
             )
-            answer = {"eventId": event_id, "userId": user_id, "status": "none"}
-            if row is not None:
-                answer.update(_holding_fields(tx, row))
-            return answer
+            return _with_position(tx, row) if row is not None else None
 
-        return self.database.read(status)
+        return self.database.read(holding)
 
     def user_holdings(
         self, user_id: str, limit: int = 500, cursor: str | None = None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """The user's active holdings, one per event, in event-id order (stable paging)."""
+    ) -> tuple[list[Row], str | None]:
+        """The user's active holdings, one per event, in event-id order (stable paging), each
+        with its event's ``event_name`` and its waiting entry's ``position``."""
         after = decode_cursor(cursor, str)[0] if cursor else ""
 
-        def holdings(tx: Cursor) -> list[dict[str, Any]]:
+        def holdings(tx: Cursor) -> list[Row]:
             rows = tx.all(
                 "SELECT h.*, e.name AS event_name FROM user_holdings h "
                 "JOIN event_status e ON e.event_id = h.event_id "
@@ -192,15 +170,9 @@ class ReadModel:
                 "ORDER BY h.event_id LIMIT ?",
                 [user_id, *ACTIVE, after, limit + 1],
             )
-            return [
-                {"eventId": row["event_id"], "eventName": row["event_name"]}
-                | _holding_fields(tx, row)
-                for row in rows
-            ]
+            return [_with_position(tx, row) for row in rows]
 
-        items = self.database.read(holdings)
-        next_cursor = encode_cursor(items[limit - 1]["eventId"]) if len(items) > limit else None
-        return items[:limit], next_cursor
+        return _page(self.database.read(holdings), limit, lambda r: (r["event_id"],))
 
     def held_event_ids(self, user_id: str) -> list[str]:
         rows = self.database.query(
@@ -219,23 +191,21 @@ def _position(tx: Cursor, event_id: str, queue_seq: int) -> int:
     return int(row["ahead"]) if row else 0
 
 
-def _holding_fields(tx: Cursor, row: dict[str, Any]) -> dict[str, Any]:
-    fields: dict[str, Any] = {"status": row["status"]}
-    if row["booking_id"]:
-        fields.update(bookingId=row["booking_id"], quantity=row["quantity"])
-    if row["waiting_list_id"]:
+def _with_position(tx: Cursor, holding: Row) -> Row:
+    """``holding`` with its waiting entry's place in the queue (None while it waits for none)."""
+    holding["position"] = None
+    if holding["waiting_list_id"]:
         entry = tx.one(
-            "SELECT queue_seq FROM waiting_list WHERE waiting_list_id = ?", [row["waiting_list_id"]]
+            "SELECT queue_seq FROM waiting_list WHERE waiting_list_id = ?",
+            [holding["waiting_list_id"]],
         )
-        fields.update(
-            waitingListId=row["waiting_list_id"],
-            waitingQuantity=row["waiting_quantity"],
-            position=_position(tx, row["event_id"], entry["queue_seq"]) if entry else None,
-        )
-    return fields
+        if entry:
+            holding["position"] = _position(tx, holding["event_id"], entry["queue_seq"])
+    return holding
 
 
-def _page(rows: list[dict], limit: int, render: Any, key: Any) -> tuple[list, str | None]:
-    items = [render(row) for row in rows[:limit]]
+def _page(rows: list[Row], limit: int, key: Callable[[Row], tuple]) -> tuple[list, str | None]:
+    """The first ``limit`` of ``rows`` (one more was fetched to tell whether a page follows),
+    and the cursor of the next page."""
     next_cursor = encode_cursor(*key(rows[limit - 1])) if len(rows) > limit else None
-    return items, next_cursor
+    return rows[:limit], next_cursor

@@ -18,21 +18,18 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from adapters import open_service
+from adapters.log_reader import StoreLog
 from adapters.sql import Cursor
-from domain.service import TicketingService
-from projections.runner import LIVE, ProjectionRunner
+from projections import tracking
+from projections.runner import ProjectionRunner
 from projections.schema import (
-    INDEXES,
     REBUILD_SUFFIX,
-    TABLES,
-    TRACKING_TABLE,
     create_views,
     index_statements,
     primary_key_index,
     table_statements,
-    tracking_statement,
 )
+from projections.tables import READ_MODELS
 
 REBUILD = "read_models_rebuild"
 
@@ -40,24 +37,23 @@ REBUILD = "read_models_rebuild"
 def rebuild(
     database_url: str | None = None,
     *,
-    service: TicketingService | None = None,
+    log: StoreLog | None = None,
     batch_size: int = 5000,
     progress: bool = True,
     out: TextIO = sys.stderr,
 ) -> int:
-    """Rebuild all read models; returns the number of store positions processed."""
-    owns_service = service is None
-    service = service or open_service(database_url, pool_size=2)
+    """Rebuild all read models from ``log`` (by default, the log of the store ``database_url``
+    names); returns the number of store positions processed."""
     runner = ProjectionRunner(
         database_url,
-        service=service,
+        log=log,
         batch_size=batch_size,
         suffix=REBUILD_SUFFIX,
         tracking_name=REBUILD,
     )
     try:
         _prepare(runner)
-        total = service.recorder.max_notification_id() or 0
+        total = runner.log.recorder.max_notification_id() or 0
         report = _progress_printer(total, out) if progress else (lambda done: None)
         done = 0
         while True:
@@ -74,28 +70,26 @@ def rebuild(
             out.write("\n")
         return done
     finally:
-        runner.database.close()
-        if owns_service:
-            service.close()
+        runner.close()
 
 
 def _prepare(runner: ProjectionRunner) -> None:
     with runner.database.transaction(immediate=True) as cursor:
-        for table in TABLES:
-            cursor.execute(f"DROP TABLE IF EXISTS {table}{REBUILD_SUFFIX}")
+        for table in READ_MODELS:
+            cursor.execute(f"DROP TABLE IF EXISTS {table.name}{REBUILD_SUFFIX}")
         if cursor.postgres:
             # Earlier rebuilds left the live primary keys named after the rebuild tables
             # (event_status_rebuild_pkey); give them back theirs, or the new rebuild tables'
             # keys would get other names than the ones the swap renames.
-            for table in TABLES:
+            for table in READ_MODELS:
                 cursor.execute(
-                    f"ALTER INDEX IF EXISTS {primary_key_index(table + REBUILD_SUFFIX)} "
-                    f"RENAME TO {primary_key_index(table)}"
+                    f"ALTER INDEX IF EXISTS {primary_key_index(table.name + REBUILD_SUFFIX)} "
+                    f"RENAME TO {primary_key_index(table.name)}"
                 )
         for statement in table_statements(cursor.postgres, REBUILD_SUFFIX):
             cursor.execute(statement)
-        cursor.execute(tracking_statement(cursor.postgres))
-        cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = ?", [REBUILD])
+        tracking.create_table(cursor)
+        tracking.forget(cursor, REBUILD)
 
 
 def _build_rebuild_indexes(runner: ProjectionRunner) -> None:
@@ -107,20 +101,14 @@ def _build_rebuild_indexes(runner: ProjectionRunner) -> None:
 
 def _swap(runner: ProjectionRunner) -> None:
     with runner.database.transaction(immediate=True) as cursor:
-        lock = " FOR UPDATE" if cursor.postgres else ""
-        cursor.execute(
-            f"INSERT INTO {TRACKING_TABLE} (name, position) VALUES (?, 0) "
-            "ON CONFLICT (name) DO NOTHING",
-            [LIVE],
-        )
-        cursor.one(f"SELECT position FROM {TRACKING_TABLE} WHERE name = ?{lock}", [LIVE])
+        tracking.lock(cursor, tracking.LIVE)  # the live runner waits from here to the commit
         while runner.apply_batch(cursor):
             pass
-        position = runner.lock_position(cursor)
+        position = tracking.lock(cursor, REBUILD)
         cursor.execute("DROP VIEW IF EXISTS waiting_list_positions")
-        for table in TABLES:
-            cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            cursor.execute(f"ALTER TABLE {table}{REBUILD_SUFFIX} RENAME TO {table}")
+        for table in READ_MODELS:
+            cursor.execute(f"DROP TABLE IF EXISTS {table.name}")
+            cursor.execute(f"ALTER TABLE {table.name}{REBUILD_SUFFIX} RENAME TO {table.name}")
         if cursor.postgres:
             _rename_rebuild_indexes(cursor)
         else:
@@ -129,18 +117,18 @@ def _swap(runner: ProjectionRunner) -> None:
             for statement in index_statements():
                 cursor.execute(statement)
         create_views(cursor)
-        cursor.execute(f"UPDATE {TRACKING_TABLE} SET position = ? WHERE name = ?", [position, LIVE])
-        cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = ?", [REBUILD])
+        tracking.save(cursor, tracking.LIVE, position)
+        tracking.forget(cursor, REBUILD)
 
 
 def _rename_rebuild_indexes(cursor: Cursor) -> None:
-    for table in TABLES:
+    for table in READ_MODELS:
         cursor.execute(
-            f"ALTER INDEX {primary_key_index(table + REBUILD_SUFFIX)} "
-            f"RENAME TO {primary_key_index(table)}"
+            f"ALTER INDEX {primary_key_index(table.name + REBUILD_SUFFIX)} "
+            f"RENAME TO {primary_key_index(table.name)}"
         )
-    for name, _table, _columns in INDEXES:
-        cursor.execute(f"ALTER INDEX {name}{REBUILD_SUFFIX} RENAME TO {name}")
+        for index in table.indexes:
+            cursor.execute(f"ALTER INDEX {index.name}{REBUILD_SUFFIX} RENAME TO {index.name}")
 
 
 def _progress_printer(total: int, out: TextIO) -> Callable[[int], None]:

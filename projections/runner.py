@@ -20,22 +20,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters import open_service
+from adapters.log_reader import LogReader, StoreLog, open_log
 from adapters.postgres import listen_forever
 from adapters.sql import Cursor, ReadModelDatabase
 from domain.event import Event
-from domain.service import TicketingService
-from projections import projector
+from projections import projector, tracking
 from projections.projector import Rows
-from projections.schema import TRACKING_TABLE
-from projections.tables import RowStore
+from projections.row_store import RowStore
+from projections.tables import READ_MODELS, Table
 
 # How operators (and the fault tests) tell this LISTEN connection in pg_stat_activity.
 LISTEN_APPLICATION_NAME = "ticketing-projector"
 
-log = logging.getLogger("ticketing.projection")
+logger = logging.getLogger("ticketing.projection")
 
-LIVE = "read_models"
 EVENT_TOPIC_PREFIX = Event.TOPIC + "."
 
 
@@ -48,19 +46,27 @@ class Lag:
 
 
 class ProjectionRunner:
+    """Follows the store's ``log``, or, given none, the log of the store ``database_url``
+    names, read through connections of its own.
+
+    Appends by a service in this process wake it through ``wake`` (its owner wires that).
+    """
+
     def __init__(
         self,
         database_url: str | None = None,
         *,
-        service: TicketingService | None = None,
+        log: StoreLog | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.5,
         settle_interval: float = 0.025,
         suffix: str = "",
-        tracking_name: str = LIVE,
+        tracking_name: str = tracking.LIVE,
     ) -> None:
-        self._owns_service = service is None
-        self.service = service or open_service(database_url, pool_size=2)
+        self._own_log: LogReader | None = None
+        if log is None:
+            log = self._own_log = open_log(database_url)
+        self.log = log
         self.database = ReadModelDatabase(database_url)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -73,15 +79,13 @@ class ProjectionRunner:
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------- processing
-    def process_available(self, max_batches: int | None = None) -> int:
+    def process_available(self) -> int:
         """Apply everything the store holds beyond the tracking position; returns the count.
 
         Once the runner is asked to stop, the batch in hand is finished and no other begun.
         """
         done = batches = 0
-        while (max_batches is None or batches < max_batches) and not (
-            batches and self._stop.is_set()
-        ):
+        while not (batches and self._stop.is_set()):
             with self.database.transaction(immediate=True) as cursor:
                 applied = self.apply_batch(cursor)
             batches += 1
@@ -92,15 +96,13 @@ class ProjectionRunner:
             self._caught_up.notify_all()
         return done
 
-    def apply_batch(self, cursor: Cursor, limit: int | None = None) -> int:
+    def apply_batch(self, cursor: Cursor) -> int:
         """Inside the caller's transaction: apply one batch and advance the tracking position."""
-        position = self.lock_position(cursor)
-        notifications = self.service.recorder.select_notifications(
-            position + 1, limit or self.batch_size
-        )
+        position = tracking.lock(cursor, self.tracking_name)
+        notifications = self.log.recorder.select_notifications(position + 1, self.batch_size)
         if not notifications:
             return 0
-        mapper = self.service.mapper
+        mapper = self.log.mapper
         events = [
             mapper.to_domain_event(n)
             for n in notifications
@@ -109,7 +111,7 @@ class ProjectionRunner:
         events = [e for e in events if projector.is_ticketing_event(e)]
         store = RowStore(cursor, self.suffix)
         rows = Rows(store.load)
-        keys: dict[str, list[Any]] = {}
+        keys: dict[Table, list[Any]] = {}
         for domain_event in events:
             for table, table_keys in projector.referenced_keys(domain_event).items():
                 keys.setdefault(table, []).extend(table_keys)
@@ -117,29 +119,10 @@ class ProjectionRunner:
             rows.prefetch(table, table_keys)
         for domain_event in events:
             projector.apply(rows, domain_event)
-        for table in projector.PRIMARY_KEYS:
+        for table in READ_MODELS:
             store.upsert(table, rows.changed(table))
-        self._save_position(cursor, notifications[-1].id)
+        tracking.save(cursor, self.tracking_name, notifications[-1].id)
         return len(notifications)
-
-    def lock_position(self, cursor: Cursor) -> int:
-        cursor.execute(
-            f"INSERT INTO {TRACKING_TABLE} (name, position) VALUES (?, 0) "
-            "ON CONFLICT (name) DO NOTHING",
-            [self.tracking_name],
-        )
-        lock = " FOR UPDATE" if cursor.postgres else ""
-        row = cursor.one(
-            f"SELECT position FROM {TRACKING_TABLE} WHERE name = ?{lock}", [self.tracking_name]
-        )
-        return int(row["position"]) if row else 0
-
-    def _save_position(self, cursor: Cursor, position: int) -> None:
-        now: Any = datetime.now(UTC)
-        cursor.execute(
-            f"UPDATE {TRACKING_TABLE} SET position = ?, updated_at = ? WHERE name = ?",
-            [position, now if cursor.postgres else now.isoformat(), self.tracking_name],
-        )
 
     # ---------------------------------------------------------------- running
     def wake(self) -> None:
@@ -148,8 +131,6 @@ class ProjectionRunner:
     def start(self) -> ProjectionRunner:
         """Run in background threads (embedded mode and ``ticketing project``)."""
         self._stop.clear()
-        if self.wake not in self.service.after_append:
-            self.service.after_append.append(self.wake)
         worker = threading.Thread(target=self.run_forever, name="projection", daemon=True)
         self._threads = [worker]
         if self.database.is_postgres:
@@ -166,14 +147,12 @@ class ProjectionRunner:
                 self._wake.clear()
                 if self.process_available() and self.settle_interval:
                     # Under a stream of appends, let more arrive: fewer, larger transactions
-                    # (each about 15 statements and a commit to disk). In the on-sale, 25 ms
-                    # instead of 10 cut the projector's CPU with its database backend's from
-                    # 285 to 209 us per event; the lag p99 has stayed under the 250 ms goal in
-                    # every on-sale run since (88-224 ms; 50 ms gave 251).
+                    # (each a dozen or so statements and a commit to disk) cost less CPU per
+                    # event, and the wait stays well inside the lag goal (docs/performance.md).
                     self._stop.wait(self.settle_interval)
                 backoff = 0.1
             except Exception:
-                log.exception("projection batch failed; resuming in %.1f s", backoff)
+                logger.exception("projection batch failed; resuming in %.1f s", backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -183,11 +162,11 @@ class ProjectionRunner:
         """Turn the store's NOTIFY into wake-ups; reconnect with backoff when the link drops."""
         listen_forever(
             self.database.db,
-            self.service.recorder.channel_name,
+            self.log.recorder.channel_name,
             lambda _notify: self.wake(),
             self._stop,
             application_name=LISTEN_APPLICATION_NAME,
-            logger=log,
+            logger=logger,
             name="projection",
         )
 
@@ -201,25 +180,20 @@ class ProjectionRunner:
 
     def close(self) -> None:
         self.stop()
-        if self.wake in self.service.after_append:
-            self.service.after_append.remove(self.wake)
         self.database.close()
-        if self._owns_service:
-            self.service.close()
+        if self._own_log is not None:
+            self._own_log.close()
 
     # ------------------------------------------------------------------ lag
     def position(self) -> int:
-        rows = self.database.query(
-            f"SELECT position FROM {TRACKING_TABLE} WHERE name = ?", [self.tracking_name]
-        )
-        return int(rows[0]["position"]) if rows else 0
+        return tracking.position(self.database, self.tracking_name)
 
     def lag(self) -> Lag:
-        return measure_lag(self.service, self.database, self.tracking_name)
+        return measure_lag(self.log, self.database, self.tracking_name)
 
     def wait_until_caught_up(self, timeout: float = 5.0) -> bool:
         """Block until the tracking position reaches the store's head as of this call."""
-        head = self.service.recorder.max_notification_id() or 0
+        head = self.log.recorder.max_notification_id() or 0
         deadline = time.monotonic() + timeout
         while self.position() < head:
             remaining = deadline - time.monotonic()
@@ -232,16 +206,15 @@ class ProjectionRunner:
 
 
 def measure_lag(
-    service: TicketingService, database: ReadModelDatabase, tracking_name: str = LIVE
+    log: StoreLog, database: ReadModelDatabase, tracking_name: str = tracking.LIVE
 ) -> Lag:
     """How far the read models trail the store: events, and the age of the oldest unapplied."""
-    head = service.recorder.max_notification_id() or 0
-    rows = database.query(f"SELECT position FROM {TRACKING_TABLE} WHERE name = ?", [tracking_name])
-    position = int(rows[0]["position"]) if rows else 0
+    head = log.recorder.max_notification_id() or 0
+    position = tracking.position(database, tracking_name)
     seconds = 0.0
     if head > position:
-        pending = service.recorder.select_notifications(position + 1, 1)
+        pending = log.recorder.select_notifications(position + 1, 1)
         if pending:
-            oldest = service.mapper.to_domain_event(pending[0])
+            oldest = log.mapper.to_domain_event(pending[0])
             seconds = max(0.0, (datetime.now(UTC) - oldest.timestamp).total_seconds())
     return Lag(position=position, head=head, events=max(0, head - position), seconds=seconds)

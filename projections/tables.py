@@ -1,140 +1,158 @@
-"""Loading and writing read-model rows in bulk: the only SQL the projection writes with."""
+"""The read-model tables, each defined once: its columns, their types, its keys and indexes.
+
+The DDL (``projections.schema``), the bulk upserts (``projections.row_store``) and the rows
+the projector builds are all derived from these definitions; docs/read-models.md is their
+reference for analysts.
+"""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.sql import Cursor
-from projections.projector import PRIMARY_KEYS, Key, Row
+Row = dict[str, Any]
+Key = Any  # a primary key's value: the column's value, or a tuple for a composite key
 
-CHUNK = 400
-UPSERT_CHUNK = 200  # rows per INSERT: 200 x 14 columns stays far below SQLite's 32,766 variables
 
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "event_status": (
-        "event_id",
-        "name",
-        "organizer_id",
-        "total_tickets",
-        "available_tickets",
-        "booked_tickets",
-        "waiting_list_count",
-        "waiting_tickets",
-        "max_tickets_per_user",
-        "status",
-        "version",
-        "created_at",
-        "closed_at",
-        "updated_at",
+@dataclass(frozen=True)
+class SqlType:
+    postgres: str
+    sqlite: str
+
+    def spelled(self, postgres: bool) -> str:
+        return self.postgres if postgres else self.sqlite
+
+
+TEXT = SqlType("TEXT", "TEXT")
+INTEGER = SqlType("INTEGER", "INTEGER")
+BIGINT = SqlType("BIGINT", "INTEGER")
+# SQLite has no timestamp type: moments are ISO-8601 text there.
+TIMESTAMP = SqlType("TIMESTAMPTZ", "TEXT")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: SqlType
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    columns: tuple[str, ...]
+
+
+# Compared and hashed by identity: each table is one object, and batches key dicts by it.
+@dataclass(frozen=True, eq=False)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    indexes: tuple[Index, ...] = ()
+    column_names: tuple[str, ...] = field(init=False)
+    _known: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = tuple(column.name for column in self.columns)
+        object.__setattr__(self, "column_names", names)
+        object.__setattr__(self, "_known", frozenset(names))
+
+    def key(self, row: Row) -> Key:
+        if len(self.primary_key) == 1:
+            return row[self.primary_key[0]]
+        return tuple(row[column] for column in self.primary_key)
+
+    def row(self, **values: Any) -> Row:
+        """A new row: every column, in table order, those not given null."""
+        unknown = values.keys() - self._known
+        if unknown:
+            raise KeyError(f"{self.name} has no column {', '.join(sorted(unknown))}")
+        return {name: values.get(name) for name in self.column_names}
+
+
+EVENT_STATUS = Table(
+    "event_status",
+    (
+        Column("event_id", TEXT),
+        Column("name", TEXT),
+        Column("organizer_id", TEXT),
+        Column("total_tickets", INTEGER),
+        Column("available_tickets", INTEGER),
+        Column("booked_tickets", INTEGER),
+        Column("waiting_list_count", INTEGER),
+        Column("waiting_tickets", INTEGER),
+        Column("max_tickets_per_user", INTEGER),
+        Column("status", TEXT),
+        Column("version", BIGINT),
+        Column("created_at", TIMESTAMP),
+        Column("closed_at", TIMESTAMP, nullable=True),
+        Column("updated_at", TIMESTAMP),
     ),
-    "bookings": (
-        "booking_id",
-        "event_id",
-        "user_id",
-        "quantity",
-        "status",
-        "source",
-        "booked_at",
-        "cancelled_at",
-        "cancelled_by",
-        "updated_at",
+    primary_key=("event_id",),
+    indexes=(Index("event_status_created", ("created_at", "event_id")),),
+)
+
+BOOKINGS = Table(
+    "bookings",
+    (
+        Column("booking_id", TEXT),
+        Column("event_id", TEXT),
+        Column("user_id", TEXT),
+        Column("quantity", INTEGER),
+        Column("status", TEXT),
+        Column("source", TEXT),
+        Column("booked_at", TIMESTAMP),
+        Column("cancelled_at", TIMESTAMP, nullable=True),
+        Column("cancelled_by", TEXT, nullable=True),
+        Column("updated_at", TIMESTAMP),
     ),
-    "waiting_list": (
-        "waiting_list_id",
-        "event_id",
-        "user_id",
-        "quantity_requested",
-        "quantity_waiting",
-        "quantity_served",
-        "queue_seq",
-        "status",
-        "joined_at",
-        "first_served_at",
-        "promoted_at",
-        "left_at",
-        "updated_at",
+    primary_key=("booking_id",),
+    indexes=(
+        Index("bookings_event", ("event_id", "status", "booked_at")),
+        Index("bookings_user", ("user_id",)),
     ),
-    "user_holdings": (
-        "user_id",
-        "event_id",
-        "status",
-        "booking_id",
-        "quantity",
-        "waiting_list_id",
-        "waiting_quantity",
-        "updated_at",
+)
+
+WAITING_LIST = Table(
+    "waiting_list",
+    (
+        Column("waiting_list_id", TEXT),
+        Column("event_id", TEXT),
+        Column("user_id", TEXT),
+        Column("quantity_requested", INTEGER),
+        Column("quantity_waiting", INTEGER),
+        Column("quantity_served", INTEGER),
+        Column("queue_seq", BIGINT),
+        Column("status", TEXT),
+        Column("joined_at", TIMESTAMP),
+        Column("first_served_at", TIMESTAMP, nullable=True),
+        Column("promoted_at", TIMESTAMP, nullable=True),
+        Column("left_at", TIMESTAMP, nullable=True),
+        Column("updated_at", TIMESTAMP),
     ),
-}
+    primary_key=("waiting_list_id",),
+    indexes=(
+        Index("waiting_list_queue", ("event_id", "status", "queue_seq")),
+        Index("waiting_list_user", ("user_id",)),
+    ),
+)
 
+USER_HOLDINGS = Table(
+    "user_holdings",
+    (
+        Column("user_id", TEXT),
+        Column("event_id", TEXT),
+        Column("status", TEXT),
+        Column("booking_id", TEXT, nullable=True),
+        Column("quantity", INTEGER),
+        Column("waiting_list_id", TEXT, nullable=True),
+        Column("waiting_quantity", INTEGER),
+        Column("updated_at", TIMESTAMP),
+    ),
+    primary_key=("user_id", "event_id"),
+    indexes=(Index("user_holdings_event", ("event_id", "status")),),
+)
 
-class RowStore:
-    """Reads and upserts the read-model tables (optionally a suffixed copy, for rebuilds)."""
-
-    def __init__(self, cursor: Cursor, suffix: str = "") -> None:
-        self.cursor = cursor
-        self.suffix = suffix
-
-    def load(self, table: str, keys: list[Key]) -> dict[Key, Row]:
-        # Keys in an IN list, not ``= ANY(array)``: prepared after a few runs, the array form
-        # gets a generic plan that scans the whole table (PostgreSQL's CPU per projected event
-        # rose from about 90 us to 250 in the on-sale).
-        found: dict[Key, Row] = {}
-        pk = PRIMARY_KEYS[table]
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
-            if len(pk) == 1:
-                marks = ",".join("?" * len(chunk))
-                rows = self.cursor.all(
-                    f"SELECT * FROM {table}{self.suffix} WHERE {pk[0]} IN ({marks})", chunk
-                )
-            else:
-                users = sorted({key[0] for key in chunk})
-                events = sorted({key[1] for key in chunk})
-                rows = self.cursor.all(
-                    f"SELECT * FROM {table}{self.suffix} "
-                    f"WHERE user_id IN ({','.join('?' * len(users))}) "
-                    f"AND event_id IN ({','.join('?' * len(events))})",
-                    [*users, *events],
-                )
-            for row in rows:
-                key = row[pk[0]] if len(pk) == 1 else tuple(row[column] for column in pk)
-                found[key] = dict(row)
-        return found
-
-    def upsert(self, table: str, rows: list[Row]) -> None:
-        """Insert or update ``rows`` (distinct keys), many rows per statement: one statement
-        per row cost the database and the projector twice as much CPU per event."""
-        if not rows:
-            return
-        columns = COLUMNS[table]
-        pk = PRIMARY_KEYS[table]
-        names = ", ".join(columns)
-        on_conflict = f"ON CONFLICT ({', '.join(pk)}) DO UPDATE SET " + ", ".join(
-            f"{c} = excluded.{c}" for c in columns if c not in pk
-        )
-        if self.cursor.postgres:
-            # All rows as one JSON parameter, typed by the table's own row type: one statement
-            # text for any number of rows. A VALUES list of 14 placeholders per row was a new
-            # statement for each batch size, and building it took about half the projector's CPU.
-            self.cursor.execute(
-                f"INSERT INTO {table}{self.suffix} ({names}) SELECT {names} "
-                f"FROM jsonb_populate_recordset(NULL::{table}{self.suffix}, ?::jsonb) "
-                f"{on_conflict}",
-                [json.dumps([{c: row[c] for c in columns} for row in rows], default=_to_text)],
-            )
-            return
-        one_row = f"({', '.join('?' * len(columns))})"
-        for start in range(0, len(rows), UPSERT_CHUNK):
-            chunk = rows[start : start + UPSERT_CHUNK]
-            self.cursor.execute(
-                f"INSERT INTO {table}{self.suffix} ({names}) "
-                f"VALUES {', '.join([one_row] * len(chunk))} {on_conflict}",
-                [_to_text(row[column]) for row in chunk for column in columns],
-            )
-
-
-def _to_text(value: Any) -> Any:
-    """Timestamps as ISO-8601 text, as SQLite keeps them and PostgreSQL's JSON rows carry them."""
-    return value.isoformat() if isinstance(value, datetime) else value
+# Creation order, and the order a batch writes them in.
+READ_MODELS = (EVENT_STATUS, BOOKINGS, WAITING_LIST, USER_HOLDINGS)

@@ -10,6 +10,7 @@ from api.auth import authenticated, current_user, require_auditor, require_manag
 from api.lookups import event_status
 from api.openapi import documented
 from api.parsing import query_args
+from api.presenters import event_state_json
 from api.schemas.audit import (
     AuditLogQuery,
     AuditLogSchema,
@@ -57,9 +58,10 @@ def history(event_id: str) -> ResponseReturnValue:
 def state(event_id: str) -> ResponseReturnValue:
     _require_event_auditor(event_id)
     query = query_args(StateQuery)
-    return audit.state_at(
+    state = audit.state_at(
         backend.service(), event_id, version=query.get("version"), at=query.get("at")
     )
+    return event_state_json(state)
 
 
 @bp.get("/audit/log")

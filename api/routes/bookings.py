@@ -19,7 +19,14 @@ from api.idempotency import idempotency
 from api.lookups import event_status
 from api.openapi import documented
 from api.parsing import json_body, query_args
-from api.presenters import booking_json, cancellation_json
+from api.presenters import (
+    booking_item_json,
+    booking_json,
+    booking_status_json,
+    cancellation_json,
+    page_json,
+    waiting_item_json,
+)
 from api.schemas.bookings import (
     BookingConfirmedSchema,
     BookingPageSchema,
@@ -97,7 +104,7 @@ def cancel() -> ResponseReturnValue:
 def booking_status(event_id: str, user_id: str) -> ResponseReturnValue:
     status = event_status(event_id)
     require_self_or_manager(current_user(), user_id, status["organizerId"])
-    return backend.reads().booking_status(event_id, user_id)
+    return booking_status_json(event_id, user_id, backend.reads().booking_status(event_id, user_id))
 
 
 @bp.get("/events/<event_id>/waitlist")
@@ -113,7 +120,7 @@ def waitlist(event_id: str) -> ResponseReturnValue:
     require_manager(current_user(), event_status(event_id)["organizerId"])
     page = query_args(PageQuery)
     items, next_cursor = backend.reads().waitlist(event_id, page["limit"], page["cursor"])
-    return {"items": items, "nextCursor": next_cursor}
+    return page_json(items, next_cursor, waiting_item_json)
 
 
 @bp.get("/events/<event_id>/bookings")
@@ -129,4 +136,4 @@ def bookings(event_id: str) -> ResponseReturnValue:
     require_manager(current_user(), event_status(event_id)["organizerId"])
     page = query_args(PageQuery)
     items, next_cursor = backend.reads().bookings(event_id, page["limit"], page["cursor"])
-    return {"items": items, "nextCursor": next_cursor}
+    return page_json(items, next_cursor, booking_item_json)

@@ -11,7 +11,7 @@ from api.idempotency import idempotency
 from api.lookups import event_status
 from api.openapi import documented
 from api.parsing import json_body, query_args
-from api.presenters import event_created_json, event_status_json
+from api.presenters import event_created_json, event_status_json, page_json
 from api.schemas.common import PageQuery, RequestSchema
 from api.schemas.events import (
     CapacitySchema,
@@ -64,7 +64,7 @@ bp.add_url_rule("/events", "create_event", authenticated(create_event), methods=
 def list_events() -> ResponseReturnValue:
     page = query_args(PageQuery)
     items, next_cursor = backend.reads().list_events(page["limit"], page["cursor"])
-    return {"items": items, "nextCursor": next_cursor}
+    return page_json(items, next_cursor, event_status_json)
 
 
 @bp.get("/events/<event_id>")

@@ -9,7 +9,7 @@ from api import backend
 from api.auth import authenticated, current_user, require_admin
 from api.openapi import documented
 from api.parsing import json_body, query_args
-from api.presenters import user_json
+from api.presenters import holding_item_json, page_json, user_json
 from api.schemas.common import PageQuery
 from api.schemas.users import HoldingsSchema, RoleChangeSchema, UpdateMeSchema, UserSchema
 from domain import closed_accounts
@@ -81,7 +81,7 @@ def my_bookings() -> ResponseReturnValue:
     items, next_cursor = backend.reads().user_holdings(
         current_user().id, page["limit"], page["cursor"]
     )
-    return {"items": items, "nextCursor": next_cursor}
+    return page_json(items, next_cursor, holding_item_json)
 
 
 @bp.post("/<user_id>/roles")

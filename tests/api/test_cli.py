@@ -143,7 +143,7 @@ def test_project_follows_the_store_until_terminated(store: str, tmp_path):
         deadline = time.monotonic() + 15
         while reads.event_status(event.id) is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert reads.event_status(event.id)["totalTickets"] == 3
+        assert reads.event_status(event.id)["total_tickets"] == 3
         reads.close()
     finally:
         process.send_signal(signal.SIGTERM)

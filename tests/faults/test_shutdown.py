@@ -17,7 +17,7 @@ from adapters.sql import ReadModelDatabase
 from api.cli import main as ticketing
 from api.server import GRACEFUL_TIMEOUT_SECONDS
 from bench.history import random_history
-from projections.schema import TRACKING_TABLE
+from projections import tracking
 from tests.api.servers import running_projector
 from tests.faults.checks import store, wait_until_projected
 from tests.faults.stack import production_stack, wait_for
@@ -80,8 +80,7 @@ def test_sigterm_lets_an_in_flight_booking_finish_and_answer(postgres_url, tmp_p
 def _tracking_position(database_url: str) -> int:
     database = ReadModelDatabase(database_url)
     try:
-        rows = database.query(f"SELECT position FROM {TRACKING_TABLE} WHERE name = 'read_models'")
-        return int(rows[0]["position"]) if rows else 0
+        return tracking.position(database, tracking.LIVE)
     finally:
         database.close()
 

@@ -7,9 +7,8 @@ from typing import Any
 from adapters.sql import ReadModelDatabase
 from bench.history import random_history
 from domain.service import TicketingService
-from projections import projector
 from projections.queries import iso
-from projections.schema import TABLES
+from projections.tables import READ_MODELS
 
 
 def read_model_rows(database_url: str) -> dict[str, list[dict[str, Any]]]:
@@ -17,10 +16,10 @@ def read_model_rows(database_url: str) -> dict[str, list[dict[str, Any]]]:
     database = ReadModelDatabase(database_url)
     try:
         snapshot = {}
-        for table in TABLES:
-            key = ", ".join(projector.PRIMARY_KEYS[table])
-            rows = database.query(f"SELECT * FROM {table} ORDER BY {key}")
-            snapshot[table] = [{k: _normal(v) for k, v in row.items()} for row in rows]
+        for table in READ_MODELS:
+            key = ", ".join(table.primary_key)
+            rows = database.query(f"SELECT * FROM {table.name} ORDER BY {key}")
+            snapshot[table.name] = [{k: _normal(v) for k, v in row.items()} for row in rows]
         return snapshot
     finally:
         database.close()

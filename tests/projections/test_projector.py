@@ -10,6 +10,7 @@ import pytest
 from domain.event import Event
 from projections import projector
 from projections.projector import Rows
+from projections.tables import READ_MODELS, Table
 
 ORGANIZER = "organizer"
 
@@ -18,19 +19,19 @@ class MemoryTables:
     """An in-memory stand-in for the tables, keyed like the real ones."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[Any, dict]] = {name: {} for name in projector.PRIMARY_KEYS}
+        self.tables: dict[str, dict[Any, dict]] = {table.name: {} for table in READ_MODELS}
 
-    def load(self, table: str, keys: list[Any]) -> dict[Any, dict]:
-        return {key: dict(self.tables[table][key]) for key in keys if key in self.tables[table]}
+    def load(self, table: Table, keys: list[Any]) -> dict[Any, dict]:
+        rows = self.tables[table.name]
+        return {key: dict(rows[key]) for key in keys if key in rows}
 
     def apply(self, events: list[Any]) -> Rows:
         rows = Rows(self.load)
         for domain_event in events:
             projector.apply(rows, domain_event)
-        for table in projector.PRIMARY_KEYS:
+        for table in READ_MODELS:
             for row in rows.changed(table):
-                key = tuple(row[c] for c in projector.PRIMARY_KEYS[table])
-                self.tables[table][key[0] if len(key) == 1 else key] = dict(row)
+                self.tables[table.name][table.key(row)] = dict(row)
         return rows
 
 

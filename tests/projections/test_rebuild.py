@@ -9,8 +9,11 @@ from adapters.sql import Cursor, ReadModelDatabase
 from domain.service import TicketingService
 from projections import rebuild as rebuild_module
 from projections.rebuild import rebuild
-from projections.schema import REBUILD_SUFFIX, TABLES
+from projections.schema import REBUILD_SUFFIX
+from projections.tables import READ_MODELS
 from tests.projections.support import random_history
+
+TABLES = tuple(table.name for table in READ_MODELS)
 
 
 def index_definitions(database_url: str, tables: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -58,7 +61,7 @@ def test_rebuild_leaves_the_live_tables_with_exactly_the_indexes_migrate_creates
     assert all(migrated.values())
     random_history(store, 300, events=2, seed=5)
     for _ in range(2):
-        rebuild(database_url, service=store, progress=False)
+        rebuild(database_url, log=store, progress=False)
         assert index_definitions(database_url, TABLES) == migrated
         assert relations_named_like_the_rebuild(database_url) == []
 
@@ -91,7 +94,7 @@ def test_postgres_rebuild_builds_indexes_before_the_swap_which_only_renames_them
 
     monkeypatch.setattr(rebuild_module, "_swap", spying_swap)
     monkeypatch.setattr(Cursor, "execute", spying_execute)
-    rebuild(postgres_url, service=postgres_store, progress=False)
+    rebuild(postgres_url, log=postgres_store, progress=False)
 
     assert swap_statements, "the swap ran no statement through the spied cursor"
     assert [s for s in swap_statements if s.startswith("CREATE INDEX")] == []
@@ -122,6 +125,6 @@ def test_postgres_rebuild_renames_primary_keys_an_earlier_rebuild_left_misnamed(
     finally:
         database.close()
     for _ in range(2):
-        rebuild(postgres_url, service=postgres_store, progress=False)
+        rebuild(postgres_url, log=postgres_store, progress=False)
         assert index_definitions(postgres_url, TABLES) == migrated
         assert relations_named_like_the_rebuild(postgres_url) == []

@@ -22,7 +22,7 @@ from tests.projections.support import random_history, read_model_rows, stored_ev
 
 
 def assert_consistent(service: TicketingService, database_url: str, event_ids: list[str]) -> None:
-    read_model = ReadModel(database_url, service=service)
+    read_model = ReadModel(database_url, log=service)
     try:
         for event_id in event_ids:
             report = verify(service, read_model, event_id)
@@ -35,7 +35,7 @@ def test_runner_catches_up_with_the_store_and_matches_a_replay(
     store: TicketingService, database_url: str
 ) -> None:
     event_ids = random_history(store, 600, events=2)
-    runner = ProjectionRunner(database_url, service=store, batch_size=37)
+    runner = ProjectionRunner(database_url, log=store, batch_size=37)
     try:
         runner.start()
         assert runner.wait_until_caught_up(timeout=30)
@@ -54,12 +54,12 @@ def test_a_round_ends_with_a_short_batch_without_an_empty_transaction(
     for n in range(9):
         store.book(event.id, f"fan{n}", 1)
     stored = stored_event_count(store)
-    runner = ProjectionRunner(database_url, service=store, batch_size=4)
+    runner = ProjectionRunner(database_url, log=store, batch_size=4)
     batches: list[int] = []
     apply_batch = runner.apply_batch
 
-    def counted(cursor, limit=None):  # type: ignore[no-untyped-def]
-        batches.append(apply_batch(cursor, limit))
+    def counted(cursor):  # type: ignore[no-untyped-def]
+        batches.append(apply_batch(cursor))
         return batches[-1]
 
     runner.apply_batch = counted  # type: ignore[method-assign]
@@ -76,21 +76,22 @@ def test_a_round_ends_with_a_short_batch_without_an_empty_transaction(
 def test_runner_is_woken_in_process_after_each_append(
     store: TicketingService, database_url: str
 ) -> None:
-    runner = ProjectionRunner(database_url, service=store, poll_interval=30)
+    runner = ProjectionRunner(database_url, log=store, poll_interval=30)
+    store.after_append.append(runner.wake)  # as the embedded app wires it
     runner.start()
     try:
         event = store.create_event("organizer", "Wake", 5)
         store.book(event.id, "alice", 1)
         deadline = time.monotonic() + 5
         status = None
-        read_model = ReadModel(database_url, service=store)
+        read_model = ReadModel(database_url, log=store)
         while time.monotonic() < deadline:
             status = read_model.event_status(event.id)
-            if status and status["bookedTickets"] == 1:
+            if status and status["booked_tickets"] == 1:
                 break
             time.sleep(0.02)
         read_model.close()
-        assert status is not None and status["bookedTickets"] == 1
+        assert status is not None and status["booked_tickets"] == 1
         assert status["version"] == 2
     finally:
         runner.close()
@@ -100,7 +101,7 @@ def test_two_runners_started_by_mistake_apply_each_event_once(
     store: TicketingService, database_url: str
 ) -> None:
     event_ids = random_history(store, 800, events=2, seed=11)
-    first = ProjectionRunner(database_url, service=store, batch_size=25)
+    first = ProjectionRunner(database_url, log=store, batch_size=25)
     second = ProjectionRunner(database_url, batch_size=25)
     try:
         first.start()
@@ -111,7 +112,7 @@ def test_two_runners_started_by_mistake_apply_each_event_once(
         second.close()
     assert_consistent(store, database_url, event_ids)
     incremental = read_model_rows(database_url)
-    rebuild(database_url, service=store, progress=False)
+    rebuild(database_url, log=store, progress=False)
     assert read_model_rows(database_url) == incremental
 
 
@@ -120,13 +121,13 @@ def test_rebuild_equals_incremental_projection_on_a_random_history(
 ) -> None:
     event_ids = random_history(store, 20_000, events=4, users=5000, seed=3)
     assert stored_event_count(store) >= 20_000
-    runner = ProjectionRunner(database_url, service=store, batch_size=173)
+    runner = ProjectionRunner(database_url, log=store, batch_size=173)
     try:
         assert runner.process_available() == stored_event_count(store)
     finally:
         runner.close()
     incremental = read_model_rows(database_url)
-    processed = rebuild(database_url, service=store, progress=False)
+    processed = rebuild(database_url, log=store, progress=False)
     assert processed == stored_event_count(store)
     assert read_model_rows(database_url) == incremental
     assert_consistent(store, database_url, event_ids)
@@ -141,8 +142,8 @@ def test_projection_process_killed_mid_stream_resumes_exactly_once(
     command = [sys.executable, "-m", "api.cli", "project", "--batch-size", "20",
                "--poll-interval", "0.05"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "DATABASE_URL": database_url}
-    read_model = ReadModel(database_url, service=store)
-    runner = ProjectionRunner(database_url, service=store)
+    read_model = ReadModel(database_url, log=store)
+    runner = ProjectionRunner(database_url, log=store)
     try:
         victim = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
@@ -165,7 +166,7 @@ def test_projection_process_killed_mid_stream_resumes_exactly_once(
         runner.close()
     assert_consistent(store, database_url, event_ids)
     incremental = read_model_rows(database_url)
-    rebuild(database_url, service=store, progress=False)
+    rebuild(database_url, log=store, progress=False)
     assert read_model_rows(database_url) == incremental
 
 
@@ -208,8 +209,8 @@ def test_verify_compares_at_the_version_the_read_models_reflect(
 ) -> None:
     event = store.create_event("organizer", "Busy", 3)
     store.book(event.id, "alice", 1)
-    runner = ProjectionRunner(database_url, service=store)
-    read_model = ReadModel(database_url, service=store)
+    runner = ProjectionRunner(database_url, log=store)
+    read_model = ReadModel(database_url, log=store)
     try:
         runner.process_available()
         store.book(event.id, "bob", 1)  # committed, not yet projected: the read model trails

@@ -1,0 +1,58 @@
+"""Ticketed events replayed from their stored domain events, and the ``event_status`` row of
+one: the ground truth the auditor's views show and the read models are checked against."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from itertools import takewhile
+from typing import Any
+
+from domain.event import Event
+from domain.service import TicketingService
+from projections.tables import EVENT_STATUS, Row
+
+
+def stored_until(
+    service: TicketingService,
+    event_id: str,
+    version: int | None = None,
+    at: datetime | None = None,
+) -> list[Any]:
+    """The event's stored domain events, oldest first, up to ``version`` and to moment ``at``."""
+    return list(
+        takewhile(
+            lambda e: (
+                (version is None or e.originator_version <= version)
+                and (at is None or e.timestamp <= at)
+            ),
+            service.history(event_id),
+        )
+    )
+
+
+def replay(domain_events: Iterable[Any]) -> Event | None:
+    """The aggregate these events make, ignoring snapshots and caches (None for no events)."""
+    aggregate: Event | None = None
+    for domain_event in domain_events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate
+
+
+def status_row(event: Event) -> Row:
+    """``event``'s ``event_status`` row as the projection writes it at the same version; the
+    moments of its changes (``closed_at``, ``updated_at``) are the projection's, left null."""
+    return EVENT_STATUS.row(
+        event_id=str(event.id),
+        name=event.name,
+        organizer_id=event.organizer_id,
+        total_tickets=event.total_tickets,
+        available_tickets=event.available,
+        booked_tickets=event.booked,
+        waiting_list_count=len(event.waitlist),
+        waiting_tickets=event.waiting_seats,
+        max_tickets_per_user=event.max_tickets_per_user,
+        status="closed" if event.closed else "open",
+        version=event.version,
+        created_at=event.created_on,
+    )
