@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -33,24 +32,40 @@ MAX_GROUPS = 2  # one group's commit overlaps the next one's begin and decisions
 MAX_GROUP = 32
 
 
-@dataclass(eq=False)
 class Seat:
     """One lane leader's turn on its event, inside a group."""
 
-    aggregate_id: UUID
-    since: int | None
-    alone: bool = False  # its last group was refused: it goes in a group of its own
-    missing: list[StoredEvent] | None = None
-    batch: list[StoredEvent] | None = None
-    watch: Watch | None = None
-    appended: Appended | None = None
-    error: BaseException | None = None
-    opens: bool = False
-    finished: bool = False
-    group: Group | None = None
-    # One-shot latches, held until released by the thread that fills the seat in.
-    ready: threading.Lock = field(default_factory=threading.Lock)
-    done: threading.Lock = field(default_factory=threading.Lock)
+    __slots__ = (
+        "aggregate_id",
+        "since",
+        "alone",
+        "missing",
+        "batch",
+        "watch",
+        "appended",
+        "error",
+        "opens",
+        "finished",
+        "group",
+        "ready",
+        "done",
+    )
+
+    def __init__(self, aggregate_id: UUID, since: int | None) -> None:
+        self.aggregate_id = aggregate_id
+        self.since = since
+        self.alone = False  # its last group was refused: it goes in a group of its own
+        self.missing: list[StoredEvent] | None = None
+        self.batch: list[StoredEvent] | None = None
+        self.watch: Watch | None = None
+        self.appended: Appended | None = None
+        self.error: BaseException | None = None
+        self.opens = False
+        self.finished = False
+        self.group: Group | None = None
+        # One-shot latches, held until released by the thread that fills the seat in.
+        self.ready = threading.Lock()
+        self.done = threading.Lock()
 
     @property
     def key(self) -> int:
@@ -121,14 +136,15 @@ class AppendCombiner:
         """Seats waiting for a group to open."""
         return len(self._queue)
 
-    @contextmanager
-    def turn(self, aggregate_id: UUID, since: int | None) -> Iterator[Turn]:
-        seat = Seat(aggregate_id, since)
+    def turn(self, aggregate_id: UUID, since: int | None) -> AbstractContextManager[Turn]:
+        return _Turning(self, Seat(aggregate_id, since))
+
+    def _take_seat(self, seat: Seat) -> Turn:
         seat.ready.acquire()
         seat.done.acquire()
         with self._mutex:
-            if aggregate_id in self._alone_next:
-                self._alone_next.discard(aggregate_id)
+            if seat.aggregate_id in self._alone_next:
+                self._alone_next.discard(seat.aggregate_id)
                 seat.alone = True
             self._queue.append(seat)
             self._dispatch()
@@ -148,11 +164,7 @@ class AppendCombiner:
                 raise seat.error
             return seat.appended
 
-        try:
-            yield Turn(seat.missing, append)
-        finally:
-            if not seat.finished:  # left without appending: the group goes on without it
-                self._finish(seat)
+        return Turn(seat.missing, append)
 
     def _dispatch(self) -> None:
         """Under the mutex: let the longest waiting seats open groups while there is room."""
@@ -223,3 +235,19 @@ class AppendCombiner:
         with self._mutex:
             self._in_flight -= 1
             self._dispatch()
+
+
+class _Turning:
+    """The context of one turn: a seat taken on entry, left (if it never appended) on exit."""
+
+    __slots__ = ("_combiner", "_seat")
+
+    def __init__(self, combiner: AppendCombiner, seat: Seat) -> None:
+        self._combiner, self._seat = combiner, seat
+
+    def __enter__(self) -> Turn:
+        return self._combiner._take_seat(self._seat)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._seat.finished:  # left without appending: the group goes on without it
+            self._combiner._finish(self._seat)

@@ -153,12 +153,14 @@ def run_once(args: argparse.Namespace, scenario: Scenario, repeat: int) -> dict[
         cpu_began = time.process_time()
         book_all(service, bookings, args.threads)
         cpu_seconds = time.process_time() - cpu_began
-        stats = service.lanes.stats
+        stats, groups = service.lanes.stats, service.turns.stats
         appends = {
             "batches": stats.batches,
             "commands": stats.commands,
             "conflicts": stats.conflicts,
             "store_errors": stats.store_errors,
+            "groups": groups.groups,
+            "largest_group": groups.largest,
         }
     finally:
         service.close()
@@ -222,10 +224,12 @@ def table(args: argparse.Namespace, scenarios: list[Scenario], runs: list[dict])
 
     def appends(rs: list[dict]) -> str:
         per_batch = [r["appends"]["commands"] / max(1, r["appends"]["batches"]) for r in rs]
+        per_group = [r["appends"]["batches"] / max(1, r["appends"]["groups"]) for r in rs]
         conflicts = sum(r["appends"]["conflicts"] for r in rs)
         store_errors = sum(r["appends"]["store_errors"] for r in rs)
         return (
-            f"{ranged(per_batch, '{:.1f}')} per batch; "
+            f"{ranged(per_batch, '{:.1f}')} commands per batch, "
+            f"{ranged(per_group, '{:.1f}')} batches per transaction; "
             f"{conflicts} conflicts, {store_errors} store errors"
         )
 

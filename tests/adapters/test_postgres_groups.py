@@ -238,3 +238,28 @@ def test_bookings_whose_commit_answer_was_lost_are_answered_with_their_outcome(
     assert all(outcome.quantity == 1 for outcome in outcomes)
     for gig in gigs:
         assert set(service.get_event(gig).holders) == {"ann"}
+
+
+def test_what_a_group_or_a_lone_turn_appends_is_stored_byte_for_byte(
+    service: TicketingService, combiner: AppendCombiner
+) -> None:
+    first, second, alone = uuid4(), uuid4(), uuid4()
+    awkward = [
+        StoredEvent(first, 1, 'test:"Quoted"\\Topic, {x}', b"\x00\\\"'{},\xff"),
+        StoredEvent(second, 1, "test:Plain", bytes(range(256))),
+    ]
+    lone = [StoredEvent(alone, 1, 'test:"Alone"\\', b"\\x41\x00'\"")]
+    with combiner.turn(alone, since=None) as turn:
+        turn.append(lone)
+
+    together(
+        combiner,
+        [
+            (first, None, lambda turn: turn.append(awkward[:1])),
+            (second, None, lambda turn: turn.append(awkward[1:])),
+        ],
+    )
+
+    stored = [*service.recorder.select_events(first), *service.recorder.select_events(second)]
+    assert stored == awkward
+    assert list(service.recorder.select_events(alone)) == lone
