@@ -11,7 +11,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import (
-    backend,
+    composition,
     errors,
     extensions,
     headers,
@@ -58,7 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
-    backend.attach(app, backend.Backend.open(settings))
+    composition.attach(app, composition.Components.open(settings))
     metrics.init_app(app)
     return app
 

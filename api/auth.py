@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Response, g
 
-from api import backend
+from api import composition
 from api.errors import ApiError, forbidden
 from api.tokens import CREDENTIAL_VERSION_CLAIM, bearer_claims, bearer_refusal, unauthorized
 from domain.accounts import UserView
@@ -36,7 +36,7 @@ def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
         if claims is None:
             return bearer_refusal()
         user_id = str(claims["sub"])
-        credentials = backend.service().credentials
+        credentials = composition.service().credentials
         if not credentials.complete:  # the store was away when this worker started
             raise ServiceBusy("The service is starting; please retry shortly.")
         if not credentials.stands(user_id, claims.get(CREDENTIAL_VERSION_CLAIM)):
@@ -58,7 +58,7 @@ def current_user() -> UserView:
     if "current_user" not in g:
         claims = bearer_claims() or {}
         try:
-            user = backend.service().get_user(caller_id())
+            user = composition.service().get_user(caller_id())
         except UserNotFound:
             raise _revoked() from None
         if user.credential_version != claims.get(CREDENTIAL_VERSION_CLAIM):

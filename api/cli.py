@@ -113,7 +113,7 @@ def _open_service() -> Any:
 
 # ------------------------------------------------------------------ commands
 def _serve(args: argparse.Namespace) -> int:
-    from api.backend import migrate
+    from api.composition import migrate
     from api.config import DEVELOPMENT
     from api.server import serve
 
@@ -151,7 +151,7 @@ def _require_migrated(database_url: str) -> None:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from api.backend import migrate
+    from api.composition import migrate
 
     migrate(_database_url())
     print("migrated the event store and the read models")

@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, g, request
 
-from api import backend
+from api import composition
 from api.errors import ApiError, invalid
 from domain.event import Idempotency
 
@@ -55,7 +55,7 @@ def idempotency(user_id: str, payload: dict[str, Any]) -> Idempotency | None:
 
 def _replay_kept_response(keyed: Idempotency) -> None:
     """Answer a retry with the kept first response, or refuse a reused key."""
-    kept = backend.idempotency_store().find(keyed.key)
+    kept = composition.idempotency_store().find(keyed.key)
     if kept is None:
         return
     if kept["request_hash"] != keyed.request_hash:
@@ -74,7 +74,7 @@ def keep_response(response: Response) -> Response:
     if response.status_code >= 500 or response.status_code == 429:
         return response
     try:
-        backend.idempotency_store().record(
+        composition.idempotency_store().record(
             keyed.key, keyed.request_hash, response.status_code, response.get_data(as_text=True)
         )
     except Exception:  # the write stands; a retry is still answered from the aggregate

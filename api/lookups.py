@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import backend
+from api import composition
 from api.presenters import event_status_json
 from projections.replay import status_row
 
@@ -15,7 +15,7 @@ def event_status(event_id: str) -> dict[str, Any]:
     An event created a moment ago exists even before the projection has applied it; only
     an event the store does not know is ``event_not_found``.
     """
-    row = backend.reads().event_status(event_id)
+    row = composition.reads().event_status(event_id)
     if row is None:
-        row = status_row(backend.service().get_event(event_id))
+        row = status_row(composition.service().get_event(event_id))
     return event_status_json(row)

@@ -45,7 +45,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
 
-from api import backend
+from api import composition
 from api.extensions import limiter
 from domain.lanes import BatchStats
 
@@ -163,9 +163,9 @@ class ObservedBatchStats(BatchStats):
 
 def init_app(app: Flask) -> None:
     """Serve ``/metrics`` and measure every request and the app's write service (once the
-    app's backend is attached)."""
+    app's components are attached)."""
     metrics()
-    lanes = app.extensions[backend.EXTENSION_NAME].service.lanes
+    lanes = app.extensions[composition.EXTENSION_NAME].service.lanes
     if not isinstance(lanes.stats, ObservedBatchStats):
         lanes.stats = ObservedBatchStats()
     app.after_request(_observe)
@@ -228,7 +228,7 @@ def _store_gauges() -> bytes:
     registry = CollectorRegistry()
     up = Gauge("ticketing_store_up", "1 when the store answered this scrape.", registry=registry)
     try:
-        lag = backend.reads().lag()
+        lag = composition.reads().lag()
     except Exception as error:  # noqa: BLE001 - a scrape during an outage still answers
         log.warning("metrics: could not measure the projection lag: %s", type(error).__name__)
         up.set(0)

@@ -92,12 +92,12 @@ def load_app() -> Any:
     projection runner between batches and closes the pools).
     """
     from api.app import create_app
-    from api.backend import backend
+    from api.composition import components
 
     app = create_app()
     app.wsgi_app = WithoutProcessEnvironment(app.wsgi_app, dict(os.environ))  # type: ignore[method-assign]
     with app.app_context():
-        multiprocessing.util.Finalize(app, backend().close, exitpriority=10)
+        multiprocessing.util.Finalize(app, components().close, exitpriority=10)
     tune_the_collector()
     return app
 

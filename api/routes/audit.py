@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from api import backend
+from api import composition
 from api.auth import authenticated, current_user, require_auditor, require_manager
 from api.lookups import event_status
 from api.openapi import documented
@@ -43,7 +43,7 @@ def _require_event_auditor(event_id: str) -> None:
 def history(event_id: str) -> ResponseReturnValue:
     _require_event_auditor(event_id)
     query = query_args(HistoryQuery)
-    return audit.history(backend.service(), event_id, query["from_version"], query["limit"])
+    return audit.history(composition.service(), event_id, query["from_version"], query["limit"])
 
 
 @bp.get("/events/<event_id>/state")
@@ -59,7 +59,7 @@ def state(event_id: str) -> ResponseReturnValue:
     _require_event_auditor(event_id)
     query = query_args(StateQuery)
     state = audit.state_at(
-        backend.service(), event_id, version=query.get("version"), at=query.get("at")
+        composition.service(), event_id, version=query.get("version"), at=query.get("at")
     )
     return event_state_json(state)
 
@@ -76,7 +76,7 @@ def state(event_id: str) -> ResponseReturnValue:
 def audit_log() -> ResponseReturnValue:
     require_auditor(current_user())
     query = query_args(AuditLogQuery)
-    return audit.audit_log(backend.service(), query["after"], query["limit"])
+    return audit.audit_log(composition.service(), query["after"], query["limit"])
 
 
 @bp.get("/audit/verify/<event_id>")
@@ -90,5 +90,5 @@ def audit_log() -> ResponseReturnValue:
 def verify_event(event_id: str) -> ResponseReturnValue:
     require_auditor(current_user())
     # Compare the converged read models: what was committed before this request is applied.
-    backend.backend().catch_up()
-    return verify(backend.service(), backend.reads(), event_id)
+    composition.components().catch_up()
+    return verify(composition.service(), composition.reads(), event_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from flask.typing import ResponseReturnValue
 
-from api import backend
+from api import composition
 from api.extensions import client_ip, limiter
 from api.openapi import documented
 from api.parsing import json_body
@@ -24,8 +24,8 @@ def auth_limit() -> str:
 
 def _promote_configured_admin(user: UserView) -> UserView:
     """Accounts listed in ADMIN_EMAILS are admins whenever they register or log in."""
-    if user.email in backend.settings().admin_emails and not user.is_admin:
-        return backend.service().set_role(user.id, ADMIN, grant=True)
+    if user.email in composition.settings().admin_emails and not user.is_admin:
+        return composition.service().set_role(user.id, ADMIN, grant=True)
     return user
 
 
@@ -41,7 +41,7 @@ def _promote_configured_admin(user: UserView) -> UserView:
 )
 def register() -> ResponseReturnValue:
     data = json_body(RegisterSchema)
-    user = backend.service().register_user(data["username"], data["email"], data["password"])
+    user = composition.service().register_user(data["username"], data["email"], data["password"])
     user = _promote_configured_admin(user)
     return {"message": "Account created.", "user": user_json(user)}, 201
 
@@ -59,7 +59,7 @@ def register() -> ResponseReturnValue:
 def login() -> ResponseReturnValue:
     data = json_body(LoginSchema)
     user = _promote_configured_admin(
-        backend.service().authenticate(data["email"], data["password"])
+        composition.service().authenticate(data["email"], data["password"])
     )
     token, expires_at = issue_token(user)
     return {"token": token, "expiresAt": iso(expires_at), "user": user_json(user)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from api import backend
+from api import composition
 from api.auth import (
     authenticated,
     caller_id,
@@ -61,7 +61,7 @@ def book() -> ResponseReturnValue:
     if data.get("user_id", user_id) != user_id:
         raise forbidden("You can only book for yourself.")
     try:
-        outcome = backend.service().book(
+        outcome = composition.service().book(
             data["event_id"], user_id, data["quantity"], idempotency=idempotency(user_id, data)
         )
     except UserNotFound:  # the account was deleted while this booking was under way
@@ -82,7 +82,7 @@ def book() -> ResponseReturnValue:
 def cancel() -> ResponseReturnValue:
     data = json_body(CancelSchema)
     user = current_user()
-    _event_id, outcome = backend.service().cancel(
+    _event_id, outcome = composition.service().cancel(
         user.id,
         booking_id=data.get("booking_id"),
         waiting_list_id=data.get("waiting_list_id"),
@@ -104,7 +104,9 @@ def cancel() -> ResponseReturnValue:
 def booking_status(event_id: str, user_id: str) -> ResponseReturnValue:
     status = event_status(event_id)
     require_self_or_manager(current_user(), user_id, status["organizerId"])
-    return booking_status_json(event_id, user_id, backend.reads().booking_status(event_id, user_id))
+    return booking_status_json(
+        event_id, user_id, composition.reads().booking_status(event_id, user_id)
+    )
 
 
 @bp.get("/events/<event_id>/waitlist")
@@ -119,7 +121,7 @@ def booking_status(event_id: str, user_id: str) -> ResponseReturnValue:
 def waitlist(event_id: str) -> ResponseReturnValue:
     require_manager(current_user(), event_status(event_id)["organizerId"])
     page = query_args(PageQuery)
-    items, next_cursor = backend.reads().waitlist(event_id, page["limit"], page["cursor"])
+    items, next_cursor = composition.reads().waitlist(event_id, page["limit"], page["cursor"])
     return page_json(items, next_cursor, waiting_item_json)
 
 
@@ -135,5 +137,5 @@ def waitlist(event_id: str) -> ResponseReturnValue:
 def bookings(event_id: str) -> ResponseReturnValue:
     require_manager(current_user(), event_status(event_id)["organizerId"])
     page = query_args(PageQuery)
-    items, next_cursor = backend.reads().bookings(event_id, page["limit"], page["cursor"])
+    items, next_cursor = composition.reads().bookings(event_id, page["limit"], page["cursor"])
     return page_json(items, next_cursor, booking_item_json)

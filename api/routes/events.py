@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from api import backend
+from api import composition
 from api.auth import authenticated, caller_id, current_user
 from api.idempotency import idempotency
 from api.lookups import event_status
@@ -37,7 +37,7 @@ MANAGE_ERRORS = (400, 403, 404, 409, 413, 415, 422, 503)
 def create_event() -> ResponseReturnValue:
     data = json_body(CreateEventSchema)
     user_id = caller_id()
-    event = backend.service().create_event(
+    event = composition.service().create_event(
         user_id,
         data["name"],
         data["total_tickets"],
@@ -63,7 +63,7 @@ bp.add_url_rule("/events", "create_event", authenticated(create_event), methods=
 )
 def list_events() -> ResponseReturnValue:
     page = query_args(PageQuery)
-    items, next_cursor = backend.reads().list_events(page["limit"], page["cursor"])
+    items, next_cursor = composition.reads().list_events(page["limit"], page["cursor"])
     return page_json(items, next_cursor, event_status_json)
 
 
@@ -98,7 +98,7 @@ def get_status(event_id: str) -> ResponseReturnValue:
 def close_event(event_id: str) -> ResponseReturnValue:
     data = json_body(RequestSchema, optional=True)
     user = current_user()
-    event = backend.service().close_event(
+    event = composition.service().close_event(
         event_id,
         user.id,
         actor_is_admin=user.is_admin,
@@ -120,7 +120,7 @@ def close_event(event_id: str) -> ResponseReturnValue:
 def change_capacity(event_id: str) -> ResponseReturnValue:
     data = json_body(CapacitySchema)
     user = current_user()
-    event = backend.service().change_capacity(
+    event = composition.service().change_capacity(
         event_id,
         user.id,
         data["total_tickets"],

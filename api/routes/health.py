@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from api import backend
+from api import composition
 from api.extensions import limiter
 from api.openapi import documented
 from api.schemas.health import HealthSchema
@@ -41,7 +41,7 @@ def health() -> ResponseReturnValue:
 
 def _event_store() -> str:
     try:
-        backend.service().recorder.max_notification_id()
+        composition.service().recorder.max_notification_id()
     except Exception as error:
         log.warning("health: event store unreachable: %s", type(error).__name__)
         return f"error: {type(error).__name__}"
@@ -50,12 +50,12 @@ def _event_store() -> str:
 
 def _read_models() -> str:
     try:
-        reads = backend.reads()
+        reads = composition.reads()
         reads.check()
         behind = reads.lag().events
     except Exception as error:
         log.warning("health: read models unreachable: %s", type(error).__name__)
         return f"error: {type(error).__name__}"
-    if behind > backend.settings().readmodel_lag_threshold:
+    if behind > composition.settings().readmodel_lag_threshold:
         return f"lagging: {behind} events"
     return "ok"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from api import backend
+from api import composition
 from api.auth import authenticated, current_user, require_admin
 from api.openapi import documented
 from api.parsing import json_body, query_args
@@ -38,7 +38,7 @@ def get_me() -> ResponseReturnValue:
 )
 def update_me() -> ResponseReturnValue:
     data = json_body(UpdateMeSchema)
-    user = backend.service().update_user(
+    user = composition.service().update_user(
         current_user().id,
         username=data.get("username"),
         email=data.get("email"),
@@ -60,10 +60,10 @@ def delete_me() -> ResponseReturnValue:
 
     def held_event_ids() -> list[str]:
         # Holdings are found through the read model: let it see the caller's latest bookings.
-        backend.backend().catch_up()
-        return backend.reads().held_event_ids(user_id)
+        composition.components().catch_up()
+        return composition.reads().held_event_ids(user_id)
 
-    closed_accounts.delete_account(backend.service(), user_id, held_event_ids)
+    closed_accounts.delete_account(composition.service(), user_id, held_event_ids)
     return "", 204
 
 
@@ -78,7 +78,7 @@ def delete_me() -> ResponseReturnValue:
 )
 def my_bookings() -> ResponseReturnValue:
     page = query_args(PageQuery)
-    items, next_cursor = backend.reads().user_holdings(
+    items, next_cursor = composition.reads().user_holdings(
         current_user().id, page["limit"], page["cursor"]
     )
     return page_json(items, next_cursor, holding_item_json)
@@ -96,4 +96,4 @@ def my_bookings() -> ResponseReturnValue:
 def change_role(user_id: str) -> ResponseReturnValue:
     require_admin(current_user())
     data = json_body(RoleChangeSchema)
-    return user_json(backend.service().set_role(user_id, data["role"], data["grant"]))
+    return user_json(composition.service().set_role(user_id, data["role"], data["grant"]))

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api.app import create_app
-from api.backend import Backend
+from api.composition import Components
 from tests.conftest import FAST_HASHING
 
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -58,7 +58,7 @@ class Api:
         self.client: FlaskClient = app.test_client()
 
     @property
-    def backend(self) -> Backend:
+    def components(self) -> Components:
         return self.app.extensions["ticketing"]
 
     def request(
@@ -88,8 +88,8 @@ class Api:
 
     def settle(self) -> None:
         """Let the embedded projection runner apply everything committed so far."""
-        assert self.backend.runner is not None
-        assert self.backend.runner.wait_until_caught_up(10.0)
+        assert self.components.runner is not None
+        assert self.components.runner.wait_until_caught_up(10.0)
 
     # ------------------------------------------------------------ shortcuts
     def login(self, email: str, password: str = PASSWORD) -> TestResponse:
@@ -105,7 +105,7 @@ class Api:
         assert registered.status_code == 201, registered.json
         user_id = registered.json["user"]["id"]
         for role in roles:
-            self.backend.service.set_role(user_id, role, grant=True)
+            self.components.service.set_role(user_id, role, grant=True)
         logged_in = self.login(email)
         assert logged_in.status_code == 200, logged_in.json
         return Caller(user_id, username, email, logged_in.json["token"])

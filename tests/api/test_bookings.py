@@ -106,7 +106,7 @@ def test_a_booking_can_be_cancelled_at_once_and_its_seat_goes_to_the_queue(api: 
     alice = api.user("alice")
     bob = api.user("bob")
     event_id = api.create_event(organizer, total=1)
-    api.backend.runner.stop()  # the write path must not depend on the read models
+    api.components.runner.stop()  # the write path must not depend on the read models
     booking = api.book(alice, event_id).json
     api.book(bob, event_id)
     response = api.request("POST", "/api/cancel", alice, json={"bookingId": booking["bookingId"]})

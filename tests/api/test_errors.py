@@ -35,7 +35,7 @@ def test_an_unexpected_error_is_500_without_leaking_anything(sqlite_api: Api, mo
     def explode(*args, **kwargs):
         raise RuntimeError("SELECT secret FROM passwords -- boom")
 
-    monkeypatch.setattr(sqlite_api.backend.service, "create_event", explode)
+    monkeypatch.setattr(sqlite_api.components.service, "create_event", explode)
     try:
         response = sqlite_api.post(
             "/api/events",
@@ -61,7 +61,7 @@ def test_a_busy_event_is_503_with_retry_after(sqlite_api: Api, monkeypatch):
     def busy(*args, **kwargs):
         raise ServiceBusy("The event is busy, please retry.", retry_after=2)
 
-    monkeypatch.setattr(sqlite_api.backend.service, "book", busy)
+    monkeypatch.setattr(sqlite_api.components.service, "book", busy)
     response = sqlite_api.post("/api/book", alice, json={"eventId": "any"})
     assert response.status_code == 503
     assert error_code(response) == "service_busy"

@@ -91,7 +91,7 @@ def test_status_of_an_unknown_event_is_event_not_found(api: Api):
 
 def test_a_new_event_is_readable_before_the_projection_has_applied_it(api: Api):
     organizer = api.user("organizer")
-    api.backend.runner.stop()
+    api.components.runner.stop()
     event_id = api.create_event(organizer, total=7)
     response = api.request("GET", f"/api/status/{event_id}", organizer)
     assert response.status_code == 200

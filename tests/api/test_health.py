@@ -21,7 +21,7 @@ def test_health_is_degraded_when_the_read_models_lag(sqlite_url: str):
     app = open_app(sqlite_url, TICKETING_PROJECTOR="external", READMODEL_LAG_THRESHOLD="2")
     try:
         api = Api(app)
-        api.backend.service.register_user("alice", "alice@example.com", PASSWORD)
+        api.components.service.register_user("alice", "alice@example.com", PASSWORD)
         response = api.request("GET", "/health")
         assert response.status_code == 503
         assert response.json["status"] == "degraded"
@@ -34,7 +34,7 @@ def test_health_names_an_unreachable_event_store(sqlite_api: Api, monkeypatch):
     def unreachable():
         raise ConnectionError("database is down")
 
-    monkeypatch.setattr(sqlite_api.backend.service.recorder, "max_notification_id", unreachable)
+    monkeypatch.setattr(sqlite_api.components.service.recorder, "max_notification_id", unreachable)
     response = sqlite_api.request("GET", "/health")
     assert response.status_code == 503
     assert response.json["status"] == "degraded"
@@ -46,7 +46,7 @@ def test_health_names_unreachable_read_models(sqlite_api: Api, monkeypatch):
     def unreachable():
         raise ConnectionError("read models are gone")
 
-    monkeypatch.setattr(sqlite_api.backend.read_model, "check", unreachable)
+    monkeypatch.setattr(sqlite_api.components.read_model, "check", unreachable)
     response = sqlite_api.request("GET", "/health")
     assert response.status_code == 503
     assert response.json["checks"] == {"eventStore": "ok", "readModels": "error: ConnectionError"}

@@ -48,7 +48,7 @@ def world(api: Api) -> tuple[Caller, str]:
 
 
 def _stored(api: Api) -> int:
-    return api.backend.service.recorder.max_notification_id() or 0
+    return api.components.service.recorder.max_notification_id() or 0
 
 
 # ------------------------------------------------------------------ path ids
@@ -332,7 +332,7 @@ def test_invalid_json_says_what_is_wrong_in_the_contracts_words(sqlite_api: Api,
 # ------------------------------------------------------------ duplicate keys
 def test_a_duplicate_json_key_is_refused_and_nothing_is_booked(api: Api, world):
     organizer, event_id = world
-    api.backend.service.change_capacity(event_id, organizer.id, 5)
+    api.components.service.change_capacity(event_id, organizer.id, 5)
     fan = api.user("fan")
     before = _stored(api)
     for body in (

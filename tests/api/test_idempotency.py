@@ -12,7 +12,7 @@ def _key(value: str) -> dict[str, str]:
 
 
 def _history_length(api: Api, event_id: str) -> int:
-    return len(api.backend.service.history(event_id))
+    return len(api.components.service.history(event_id))
 
 
 def test_a_retried_booking_returns_the_first_response_and_books_once(api: Api):
@@ -163,7 +163,7 @@ def test_concurrent_duplicates_book_once(api: Api):
     assert {response.status_code for response in responses} == {201}
     assert len({response.json["bookingId"] for response in responses}) == 1
     booked = [
-        e for e in api.backend.service.history(event_id) if type(e).__name__ == "TicketBooked"
+        e for e in api.components.service.history(event_id) if type(e).__name__ == "TicketBooked"
     ]
     assert len(booked) == 1
 
@@ -212,7 +212,7 @@ def test_a_lost_log_entry_falls_back_on_the_aggregate_and_still_books_once(api: 
     alice = api.user("alice")
     event_id = api.create_event(organizer, total=5)
     first = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("lost"))
-    with api.backend.read_model.database.transaction() as cursor:
+    with api.components.read_model.database.transaction() as cursor:
         cursor.execute("DELETE FROM idempotency_responses")
     stored = _history_length(api, event_id)
     retry = api.post("/api/book", alice, json={"eventId": event_id}, headers=_key("lost"))
@@ -227,7 +227,7 @@ def test_a_server_error_is_not_kept_for_retries(api: Api, monkeypatch):
     organizer = api.user("organizer")
     alice = api.user("alice")
     event_id = api.create_event(organizer, total=5)
-    service = api.backend.service
+    service = api.components.service
     real_book = service.book
 
     def busy(*args, **kwargs):

@@ -101,7 +101,7 @@ def test_moving_to_a_lookalike_of_a_taken_email_is_a_conflict(api: Api):
 
 def _legacy_account(api: Api, username: str, email: str) -> str:
     """An account as stored before NFKC, case folding and IDNA: indexed by lower()."""
-    service = api.backend.service
+    service = api.components.service
     user = User(
         username=username, email=email.lower(), password_hash=service.passwords.hash(PASSWORD)
     )

@@ -50,7 +50,7 @@ def test_register_and_login_are_limited_per_ip(limited: Api):
 
 
 def test_authenticated_clients_are_limited_per_user_not_per_ip(limited: Api):
-    service = limited.backend.service
+    service = limited.components.service
     for name in ("alice", "bob"):
         service.register_user(name, f"{name}@example.com", PASSWORD)
     alice = limited.login("alice@example.com").json["token"]

@@ -136,7 +136,7 @@ def test_a_booking_that_commits_between_the_holdings_scan_and_the_deletion_is_re
     event_id = api.create_event(organizer, total=1)
     assert api.book(bob, event_id).status_code == 201  # bob waits for alice's seat below
     other = api.create_event(organizer, total=1)
-    service = api.backend.service
+    service = api.components.service
     real_delete = service.delete_user
 
     def a_booking_lands_first(user_id, held_event_ids):
@@ -165,7 +165,7 @@ def test_a_booking_refused_because_its_account_was_deleted_meanwhile_is_a_401(
     def deleted_meanwhile(*args, **kwargs):
         raise UserNotFound("This account has been deleted.")
 
-    monkeypatch.setattr(api.backend.service, "book", deleted_meanwhile)
+    monkeypatch.setattr(api.components.service, "book", deleted_meanwhile)
     response = api.post("/api/book", alice, json={"eventId": event_id})
     assert response.status_code == 401
     assert error_code(response) == "unauthorized"
@@ -222,7 +222,7 @@ def test_deleting_an_account_while_the_read_models_lag_answers_busy_and_deletes_
     api: Api, monkeypatch
 ):
     alice = api.user("alice")
-    monkeypatch.setattr(api.backend.runner, "wait_until_caught_up", lambda timeout: False)
+    monkeypatch.setattr(api.components.runner, "wait_until_caught_up", lambda timeout: False)
     response = api.delete("/api/users/me", alice)
     assert response.status_code == 503
     assert error_code(response) == "service_busy"

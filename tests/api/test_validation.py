@@ -50,7 +50,7 @@ STORED_AFTER_SETUP = 3
 )
 def test_create_event_rejects_bad_fields_by_name(sqlite_api: Api, organizer, body, bad_fields):
     _assert_invalid(sqlite_api.post("/api/events", organizer, json=body), *bad_fields)
-    assert sqlite_api.backend.service.recorder.max_notification_id() == STORED_AFTER_SETUP
+    assert sqlite_api.components.service.recorder.max_notification_id() == STORED_AFTER_SETUP
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_book_rejects_bad_fields_by_name(sqlite_api: Api, organizer, body, bad_f
 )
 def test_register_rejects_bad_fields_by_name(sqlite_api: Api, body, bad_fields):
     _assert_invalid(sqlite_api.post("/api/auth/register", json=body), *bad_fields)
-    assert sqlite_api.backend.service.recorder.max_notification_id() in (0, None)
+    assert sqlite_api.components.service.recorder.max_notification_id() in (0, None)
 
 
 def test_a_boolean_is_not_a_boolean_unless_it_is_json_true_or_false(sqlite_api: Api):

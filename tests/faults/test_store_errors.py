@@ -49,7 +49,7 @@ STORE_ERRORS = [
 @pytest.mark.parametrize("error", STORE_ERRORS)
 def test_a_store_error_while_checking_the_token_is_503(api: Api, monkeypatch, error):
     alice = api.user("alice")
-    monkeypatch.setattr(api.backend.service, "get_user", _raise(error))
+    monkeypatch.setattr(api.components.service, "get_user", _raise(error))
     assert_unavailable(api.request("GET", "/api/users/me", alice))
 
 
@@ -57,7 +57,7 @@ def test_a_store_error_while_checking_the_token_is_503(api: Api, monkeypatch, er
 def test_a_store_error_while_booking_is_503(api: Api, monkeypatch, error):
     alice = api.user("alice")
     event_id = api.create_event(alice)
-    monkeypatch.setattr(api.backend.service, "book", _raise(error))
+    monkeypatch.setattr(api.components.service, "book", _raise(error))
     assert_unavailable(api.post("/api/book", alice, json={"eventId": event_id}))
 
 
@@ -66,7 +66,7 @@ def test_a_store_error_while_reading_the_read_models_is_503(api: Api, monkeypatc
     alice = api.user("alice")
     event_id = api.create_event(alice)
     api.settle()
-    monkeypatch.setattr(api.backend.read_model, "event_status", _raise(error))
+    monkeypatch.setattr(api.components.read_model, "event_status", _raise(error))
     assert_unavailable(api.request("GET", f"/api/status/{event_id}", alice))
 
 
@@ -74,7 +74,7 @@ def test_a_locked_sqlite_file_is_503_but_a_missing_table_is_a_500(api: Api, monk
     alice = api.user("alice")
     event_id = api.create_event(alice)
     api.settle()
-    read_model = api.backend.read_model
+    read_model = api.components.read_model
     path = f"/api/status/{event_id}"
     monkeypatch.setattr(
         read_model, "event_status", _raise(sqlite3.OperationalError("database is locked"))
@@ -99,6 +99,6 @@ def test_store_errors_that_reach_a_client_are_counted(api: Api, monkeypatch):
         return values[0] if values else 0.0
 
     before = answered()
-    monkeypatch.setattr(api.backend.service, "get_user", _raise(OperationalError("gone")))
+    monkeypatch.setattr(api.components.service, "get_user", _raise(OperationalError("gone")))
     assert_unavailable(api.request("GET", "/api/users/me", alice))
     assert answered() == before + 1

@@ -1,4 +1,6 @@
-"""The write service, the read model and (in embedded mode) the projection runner of an app."""
+"""The composition root of an app: its settings, the write service, the read model, the
+credential follower and (in embedded mode) the projection runner, opened together and
+reached by the views through the accessors below."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def migrate(database_url: str) -> None:
 
 
 @dataclass
-class Backend:
+class Components:
     settings: Settings
     service: TicketingService
     read_model: ReadModel
@@ -42,7 +44,7 @@ class Backend:
         return IdempotencyStore(self.read_model.database)
 
     @classmethod
-    def open(cls, settings: Settings) -> Backend:
+    def open(cls, settings: Settings) -> Components:
         if settings.migrate_on_start:
             migrate(settings.database_url)
         service = open_service(
@@ -95,25 +97,25 @@ class Backend:
         self.service.close()
 
 
-def backend() -> Backend:
+def components() -> Components:
     return current_app.extensions[EXTENSION_NAME]
 
 
 def service() -> TicketingService:
-    return backend().service
+    return components().service
 
 
 def reads() -> ReadModel:
-    return backend().read_model
+    return components().read_model
 
 
 def settings() -> Settings:
-    return backend().settings
+    return components().settings
 
 
 def idempotency_store() -> IdempotencyStore:
-    return backend().idempotency_store
+    return components().idempotency_store
 
 
-def attach(app: Flask, opened: Backend) -> None:
+def attach(app: Flask, opened: Components) -> None:
     app.extensions[EXTENSION_NAME] = opened
