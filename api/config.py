@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.database_url import DEFAULT_DATABASE_URL
-from domain.errors import InvalidCommand
 from domain.settings import ServiceSettings
-from domain.user import email_keys, normalise_email
 
 MIN_SECRET_LENGTH = 32
 DEVELOPMENT = "development"
@@ -44,7 +42,6 @@ class Settings:
     rate_limit_auth: str
     ratelimit_storage_uri: str
     ratelimit_key_prefix: str
-    admin_emails: frozenset[str]
     projector: str
     migrate_on_start: bool
     readmodel_lag_threshold: int
@@ -86,7 +83,6 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         rate_limit_auth=text("RATE_LIMIT_AUTH", "10 per minute"),
         ratelimit_storage_uri=text("RATELIMIT_STORAGE_URI", "memory://"),
         ratelimit_key_prefix=text("RATELIMIT_KEY_PREFIX", "ticketing"),
-        admin_emails=_admin_emails(text("ADMIN_EMAILS", "")),
         projector=projector,
         migrate_on_start=text("TICKETING_MIGRATE_ON_START", "false").lower()
         in ("1", "true", "yes"),
@@ -114,19 +110,6 @@ def _source(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     source: dict[str, Any] = dict(os.environ)
     source.update(overrides or {})
     return source
-
-
-def _admin_emails(listed: str) -> frozenset[str]:
-    """Every spelling an account of a listed email may be stored under: the normalised one
-    (``domain.user.normalise_email``), and those of accounts stored before it existed."""
-    spellings: set[str] = set()
-    for email in (item for item in listed.split(",") if item.strip()):
-        try:
-            normalise_email(email)
-        except InvalidCommand:
-            raise ConfigError(f"ADMIN_EMAILS lists {email.strip()!r}, which is no email.") from None
-        spellings.update(email_keys(email))
-    return frozenset(spellings)
 
 
 def _jwt_secret(secret: Any, environment: str) -> str:

@@ -1,9 +1,12 @@
 """User accounts as use cases: registration, login, profile changes, roles, deletion.
 
 A collaborator of ``TicketingService`` on the service's store: it is given how to save
-aggregates, the store's events, the password hasher and, for deletion, how to release an
-account's holdings (``domain.closed_accounts``). Emails and usernames are unique through
-``UniqueName`` index aggregates, so the store's version check decides races.
+aggregates, the store's events, the password hasher, the configured admin emails and, for
+deletion, how to release an account's holdings (``domain.closed_accounts``). Emails and
+usernames are unique through ``UniqueName`` index aggregates, so the store's version check
+decides races. An account whose email is among the admin emails is an admin whenever it
+registers or logs in: registered as one, or granted the role at its login when it was
+registered before its email was listed (or the role was revoked since).
 """
 
 from __future__ import annotations
@@ -77,12 +80,14 @@ class Accounts:
         passwords: Passwords,
         release_holdings: Callable[[str, Iterable[str]], None],
         max_attempts: int,
+        admin_emails: frozenset[str],
     ) -> None:
         self.save = save
         self._events = events
         self._passwords = passwords
         self._release_holdings = release_holdings
         self._max_attempts = max_attempts
+        self._admin_emails = admin_emails
 
     def register_user(self, username: str, email: str, password: str) -> UserView:
         emails = email_keys(email)
@@ -94,6 +99,8 @@ class Accounts:
             # A fresh account per attempt: a failed append has already collected the
             # previous attempt's events, so saving that object again would store no account.
             user = User(username=username, email=email, password_hash=password_hash)
+            if email in self._admin_emails:
+                user.grant_role(ADMIN)
             claims = [
                 self._claim(
                     "email", emails, user.id, EmailTaken("This email is already registered.")
@@ -119,6 +126,8 @@ class Accounts:
             raise InvalidCredentials("Wrong email or password.")
         if self._passwords.needs_rehash(user.password_hash):
             self._rehash(user, password)
+        if user.email in self._admin_emails and not user.has_role(ADMIN):
+            return self.set_role(str(user.id), ADMIN, grant=True)
         return UserView.of(user)
 
     def _rehash(self, user: User, password: str) -> None:

@@ -121,6 +121,7 @@ class TicketingService(Application[UUID]):
             passwords=self.passwords,
             release_holdings=self.closed_accounts.release_holdings,
             max_attempts=self.settings.command_max_attempts,
+            admin_emails=self.settings.admin_emails,
         )
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:

@@ -1,4 +1,4 @@
-"""What an operator may tune in the write service, as typed values.
+"""What an operator sets for the write service, as typed values.
 
 The service reads no environment: its builder hands it a ``ServiceSettings``. Each field is
 named, upper-cased, as the setting that sets it (``command_max_attempts`` is
@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from domain.errors import InvalidCommand
 from domain.passwords import DEFAULT_MEMORY_COST, DEFAULT_PARALLELISM, DEFAULT_TIME_COST
+from domain.user import email_keys, normalise_email
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,16 @@ class ServiceSettings:
     argon2_time_cost: int = DEFAULT_TIME_COST
     argon2_memory_cost: int = DEFAULT_MEMORY_COST  # KiB
     argon2_parallelism: int = DEFAULT_PARALLELISM
+    # An account whose email is listed is an admin whenever it registers or logs in
+    # (``domain.accounts``). Spelled as text, a comma-separated list; held as every spelling
+    # an account of a listed email may be stored under (``domain.user.email_keys``), those
+    # of accounts stored before emails were normalised included.
+    admin_emails: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for setting in fields(self):
-            if not getattr(self, setting.name) > 0:
+            value = getattr(self, setting.name)
+            if isinstance(value, (int, float)) and not value > 0:
                 raise ValueError(f"{setting.name.upper()} must be greater than zero.")
 
     @classmethod
@@ -59,9 +67,25 @@ class ServiceSettings:
             if not text:
                 continue
             kind = type(getattr(settings, field_name))
+            if kind is frozenset:
+                changes[field_name] = _email_spellings(name, text)
+                continue
             try:
                 changes[field_name] = kind(text)
             except ValueError:
                 spelled = "a whole number" if kind is int else "a number"
                 raise ValueError(f"{name} must be {spelled}, not {value!r}.") from None
         return replace(settings, **changes)
+
+
+def _email_spellings(name: str, listed: str) -> frozenset[str]:
+    spellings: set[str] = set()
+    for email in (item.strip() for item in listed.split(",")):
+        if not email:
+            continue
+        try:
+            normalise_email(email)
+        except InvalidCommand:
+            raise ValueError(f"{name} lists {email!r}, which is no email.") from None
+        spellings.update(email_keys(email))
+    return frozenset(spellings)

@@ -12,21 +12,12 @@ from api.parsing import json_body
 from api.presenters import iso, user_json
 from api.schemas.users import LoggedInSchema, LoginSchema, RegisteredSchema, RegisterSchema
 from api.tokens import issue_token
-from domain.accounts import UserView
-from domain.user import ADMIN
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
 
 def auth_limit() -> str:
     return current_app.config["RATE_LIMIT_AUTH"]
-
-
-def _promote_configured_admin(user: UserView) -> UserView:
-    """Accounts listed in ADMIN_EMAILS are admins whenever they register or log in."""
-    if user.email in composition.settings().admin_emails and not user.is_admin:
-        return composition.service().set_role(user.id, ADMIN, grant=True)
-    return user
 
 
 @bp.post("/register")
@@ -42,7 +33,6 @@ def _promote_configured_admin(user: UserView) -> UserView:
 def register() -> ResponseReturnValue:
     data = json_body(RegisterSchema)
     user = composition.service().register_user(data["username"], data["email"], data["password"])
-    user = _promote_configured_admin(user)
     return {"message": "Account created.", "user": user_json(user)}, 201
 
 
@@ -58,8 +48,6 @@ def register() -> ResponseReturnValue:
 )
 def login() -> ResponseReturnValue:
     data = json_body(LoginSchema)
-    user = _promote_configured_admin(
-        composition.service().authenticate(data["email"], data["password"])
-    )
+    user = composition.service().authenticate(data["email"], data["password"])
     token, expires_at = issue_token(user)
     return {"token": token, "expiresAt": iso(expires_at), "user": user_json(user)}

@@ -24,14 +24,14 @@ def test_defaults_are_those_of_the_contract(monkeypatch):
     assert settings.ratelimit_storage_uri == "memory://"
     assert settings.readmodel_lag_threshold == 1000
     assert settings.database_url == "sqlite:///var/ticketing.db"
-    assert settings.admin_emails == frozenset()
+    assert settings.service.admin_emails == frozenset()
 
 
 def test_admin_emails_are_a_comma_separated_case_insensitive_list():
     settings = load_settings(
         {"JWT_SECRET_KEY": "s" * 32, "ADMIN_EMAILS": " Boss@Example.com,ops@example.com ,"}
     )
-    assert settings.admin_emails == {"boss@example.com", "ops@example.com"}
+    assert settings.service.admin_emails == {"boss@example.com", "ops@example.com"}
 
 
 @pytest.mark.parametrize("secret", ["", "short-secret"])
@@ -87,7 +87,7 @@ def test_several_workers_refuse_to_start_on_an_unmigrated_store(tmp_path):
 
 def test_admin_emails_are_normalised_as_account_emails_are():
     settings = load_settings({"JWT_SECRET_KEY": "s" * 32, "ADMIN_EMAILS": "Boss@Bücher.example"})
-    assert normalise_email("boss@bücher.example") in settings.admin_emails
+    assert normalise_email("boss@bücher.example") in settings.service.admin_emails
 
 
 def test_an_admin_email_with_an_accented_domain_makes_its_account_an_admin(sqlite_url):

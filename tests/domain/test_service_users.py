@@ -8,6 +8,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from adapters import open_service
 from domain.errors import (
     EmailTaken,
     InvalidCommand,
@@ -16,6 +17,7 @@ from domain.errors import (
     UserNotFound,
 )
 from domain.service import TicketingService
+from tests.conftest import FAST_HASHING
 from tests.domain.support import ORGANIZER
 
 PASSWORD = "correct horse"
@@ -177,3 +179,38 @@ def test_registration_that_loses_a_race_retries_with_the_whole_account(
     assert len(calls) == 2
     assert service.get_user(user.id).email == "ann@example.com"
     assert service.authenticate("ann@example.com", PASSWORD).id == user.id
+
+
+def test_an_account_whose_email_is_listed_admin_is_admin_from_its_registration(
+    database_url: str,
+) -> None:
+    service = open_service(
+        database_url, create_tables=True, ADMIN_EMAILS="Boss@Example.com", **FAST_HASHING
+    )
+    try:
+        boss = service.register_user("boss", "boss@example.com", PASSWORD)
+        plain = service.register_user("plain", "plain@example.com", PASSWORD)
+
+        assert boss.is_admin and service.get_user(boss.id).is_admin
+        assert not plain.is_admin
+        assert not service.authenticate("plain@example.com", PASSWORD).is_admin
+    finally:
+        service.close()
+
+
+def test_an_account_registered_before_its_email_was_listed_is_admin_at_its_next_login(
+    database_url: str,
+) -> None:
+    before = open_service(database_url, create_tables=True, **FAST_HASHING)
+    try:
+        chief = before.register_user("chief", "chief@example.com", PASSWORD)
+    finally:
+        before.close()
+    listed = open_service(database_url, ADMIN_EMAILS="chief@example.com", **FAST_HASHING)
+    try:
+        assert not listed.get_user(chief.id).is_admin
+
+        assert listed.authenticate("chief@example.com", PASSWORD).is_admin
+        assert listed.get_user(chief.id).is_admin
+    finally:
+        listed.close()

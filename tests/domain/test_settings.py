@@ -43,6 +43,20 @@ def test_a_setting_that_is_no_setting_or_no_usable_number_is_refused_by_name(
         ServiceSettings.from_strings(values)
 
 
+def test_admin_emails_are_a_comma_separated_list_held_in_every_spelling_of_an_account() -> None:
+    settings = ServiceSettings.from_strings({"ADMIN_EMAILS": " Boss@Bücher.example, ops@x.org ,"})
+
+    assert ServiceSettings().admin_emails == frozenset()
+    assert {"boss@xn--bcher-kva.example", "boss@bücher.example", "ops@x.org"} <= (
+        settings.admin_emails
+    )
+
+
+def test_an_admin_email_that_is_no_email_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="ADMIN_EMAILS lists 'boss@', which is no email"):
+        ServiceSettings.from_strings({"ADMIN_EMAILS": "ops@x.org, boss@"})
+
+
 def test_the_settings_given_to_open_service_reach_the_service(database_url: str) -> None:
     service = open_service(
         database_url,
