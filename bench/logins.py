@@ -38,7 +38,7 @@ from typing import Any
 
 from bench.common import fresh_store, machine, percentile
 from bench.httpclient import Connection, Response
-from bench.onsale import RESULTS, free_port, wait_healthy
+from bench.onsale.stack import RESULTS, free_port, wait_healthy
 from domain.passwords import (
     DEFAULT_MEMORY_COST,
     DEFAULT_PARALLELISM,

@@ -1,0 +1,5 @@
+import sys
+
+from bench.onsale.report import main
+
+sys.exit(main())
