@@ -7,7 +7,6 @@ URL into the eventsourcing library's environment; nothing else reads the URL's p
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -41,7 +40,9 @@ class Database:
 
 
 def parse_database_url(url: str | None = None) -> Database:
-    url = url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    """The store ``url`` names; no URL is the default store. The setting itself is read by
+    ``api.config``, which hands the URL on."""
+    url = url or DEFAULT_DATABASE_URL
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them.

@@ -8,7 +8,6 @@ environment, so a follower decodes every stored event exactly as the service doe
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -58,11 +57,13 @@ class LogReader:
 
 
 def open_log(database_url: str | None = None, *, pool_size: int = 2) -> LogReader:
-    """The log of the store that ``DATABASE_URL`` names, on connections of its own."""
+    """The log of the store ``database_url`` names, on connections of its own."""
     db = parse_database_url(database_url)
     settings = eventsourcing_env(db, create_tables=False, pool_size=pool_size)
-    # As ``Application.construct_env``: the process environment, then the store's settings.
-    factory = InfrastructureFactory.construct(Environment(STORE_NAME, {**os.environ, **settings}))
+    # The store's settings alone, as the service takes them (``TicketingService.construct_env``):
+    # a variable of the process merged in (a compressor, a cipher) would decode otherwise
+    # than the service encoded.
+    factory = InfrastructureFactory.construct(Environment(STORE_NAME, settings))
     transcoder = factory.transcoder()
     if isinstance(transcoder, JSONTranscoder):
         # The transcodings ``Application.register_transcodings`` gives the service, which

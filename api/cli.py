@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from api.config import ConfigError, load_settings
+from api.config import (
+    PROJECTOR_EMBEDDED,
+    PROJECTOR_EXTERNAL,
+    ConfigError,
+    load_service_settings,
+    load_settings,
+    load_store_settings,
+)
 from domain.errors import DomainError
+
+if TYPE_CHECKING:
+    from domain.service import TicketingService
 
 EXIT_CONFIG = 2
 EXIT_INCONSISTENT = 1
@@ -25,10 +33,10 @@ PROJECT_STOP_TIMEOUT_SECONDS = 10.0  # within docker-compose's stop_grace_period
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.database_url:
-        os.environ["DATABASE_URL"] = args.database_url
+    # Options override the settings of the same name; each command loads what it needs.
+    overrides = {"DATABASE_URL": args.database_url} if args.database_url else {}
     try:
-        return args.run(args) or 0
+        return args.run(args, overrides) or 0
     except ConfigError as error:
         print(f"ticketing: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -98,39 +106,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _database_url() -> str:
-    from adapters.database_url import DEFAULT_DATABASE_URL
-
-    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+Overrides = Mapping[str, str]
 
 
-def _open_service() -> Any:
+def _database_url(overrides: Overrides) -> str:
+    return load_store_settings(overrides).database_url
+
+
+def _open_service(overrides: Overrides) -> TicketingService:
     from adapters import open_service
-    from api.config import load_service_settings
 
-    return open_service(_database_url(), pool_size=2, settings=load_service_settings())
+    return open_service(
+        _database_url(overrides), pool_size=2, settings=load_service_settings(overrides)
+    )
 
 
 # ------------------------------------------------------------------ commands
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, overrides: Overrides) -> int:
     from api.composition import migrate
-    from api.config import DEVELOPMENT
     from api.server import serve
 
     if args.workers < 1 or args.threads < 1:
         raise ConfigError("--workers and --threads must be at least 1.")
-    if os.environ.get("TICKETING_ENV", "").lower() == DEVELOPMENT and not os.environ.get(
-        "JWT_SECRET_KEY"
-    ):
-        # One throwaway key for every worker, so a token works whichever worker answers.
-        os.environ["JWT_SECRET_KEY"] = secrets.token_urlsafe(48)
-    settings = load_settings()  # refuse to start on unsafe settings before forking workers
-    embedded = (args.projector or ("embedded" if args.workers == 1 else "external")) == "embedded"
-    if embedded:
+    projector = args.projector or (PROJECTOR_EMBEDDED if args.workers == 1 else PROJECTOR_EXTERNAL)
+    # Refuse to start on unsafe settings before forking workers; the workers load these.
+    settings = load_settings({**overrides, "TICKETING_PROJECTOR": projector})
+    if settings.projector == PROJECTOR_EMBEDDED:
         migrate(settings.database_url)
     else:
         _require_migrated(settings.database_url)
-    serve(args.host, args.port, args.workers, args.threads, args.projector)
+    serve(args.host, args.port, args.workers, args.threads, settings)
     return 0
 
 
@@ -150,15 +155,15 @@ def _require_migrated(database_url: str) -> None:
         read_model.close()
 
 
-def _migrate(_args: argparse.Namespace) -> int:
+def _migrate(_args: argparse.Namespace, overrides: Overrides) -> int:
     from api.composition import migrate
 
-    migrate(_database_url())
+    migrate(_database_url(overrides))
     print("migrated the event store and the read models")
     return 0
 
 
-def _project(args: argparse.Namespace) -> int:
+def _project(args: argparse.Namespace, overrides: Overrides) -> int:
     """Run until SIGTERM or SIGINT; then finish the batch in hand (it commits with its
     tracking position, or not at all) and exit 0."""
     import logging
@@ -166,10 +171,11 @@ def _project(args: argparse.Namespace) -> int:
     from api.request_log import configure_logging
     from projections.runner import ProjectionRunner
 
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    store = load_store_settings(overrides)
+    configure_logging(store.log_level)
     log = logging.getLogger("ticketing.projection")
     runner = ProjectionRunner(
-        _database_url(), batch_size=args.batch_size, poll_interval=args.poll_interval
+        store.database_url, batch_size=args.batch_size, poll_interval=args.poll_interval
     )
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -185,12 +191,12 @@ def _project(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lag(args: argparse.Namespace) -> int:
+def _lag(args: argparse.Namespace, overrides: Overrides) -> int:
     from adapters.sql import ReadModelDatabase
     from projections.runner import measure_lag
 
-    service = _open_service()
-    database = ReadModelDatabase(_database_url())
+    service = _open_service(overrides)
+    database = ReadModelDatabase(_database_url(overrides))
     try:
         lag = measure_lag(service, database)
     except Exception as error:  # noqa: BLE001 - unreachable or unmigrated: unhealthy
@@ -211,20 +217,20 @@ def _lag(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rebuild(_args: argparse.Namespace) -> int:
+def _rebuild(_args: argparse.Namespace, overrides: Overrides) -> int:
     from projections.rebuild import rebuild
 
-    processed = rebuild(_database_url(), progress=True)
+    processed = rebuild(_database_url(overrides), progress=True)
     print(f"rebuilt the read models from {processed} stored events")
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _verify(args: argparse.Namespace, overrides: Overrides) -> int:
     from projections.queries import ReadModel
     from projections.verify import all_event_ids, verify
 
-    service = _open_service()
-    read_model = ReadModel(_database_url())
+    service = _open_service(overrides)
+    read_model = ReadModel(_database_url(overrides))
     try:
         event_ids = [args.event_id] if args.event_id else all_event_ids(service)
         inconsistent = 0
@@ -244,10 +250,10 @@ def _verify(args: argparse.Namespace) -> int:
         service.close()
 
 
-def _history(args: argparse.Namespace) -> int:
+def _history(args: argparse.Namespace, overrides: Overrides) -> int:
     from projections.audit import history
 
-    service = _open_service()
+    service = _open_service(overrides)
     try:
         from_version: int | None = 1
         while from_version is not None:
@@ -304,8 +310,8 @@ def _escape(character: str) -> str:
     return f"\\U{code:08x}"
 
 
-def _users(args: argparse.Namespace) -> int:
-    service = _open_service()
+def _users(args: argparse.Namespace, overrides: Overrides) -> int:
+    service = _open_service(overrides)
     try:
         user = service.find_user_by_email(args.email)
         user = service.set_role(user.id, args.role, grant=args.action == "grant")

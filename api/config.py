@@ -1,9 +1,11 @@
-"""Settings come from the environment only; ``create_app`` may override them for tests.
+"""Settings come from the environment only; ``create_app`` and the command line's options
+may override them.
 
-This is the one module that reads them: everything else is handed what it needs, the write
-service its ``ServiceSettings``. Every setting has a safe default except the JWT secret:
-outside an explicit development mode a missing or short secret stops the service before it
-accepts a single request.
+This is the one module that reads the environment for them: everything else is handed what
+it needs, the write service its ``ServiceSettings``, the commands that only reach the store
+a ``StoreSettings``. Every setting has a safe default except the JWT secret: outside an
+explicit development mode a missing or short secret stops the service before it accepts a
+single request.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ class ConfigError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """What a command needs that reaches the store without serving requests."""
+
+    database_url: str
+    log_level: str
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     jwt_secret_key: str
@@ -56,8 +66,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     source = _source(overrides)
 
     def text(name: str, default: str) -> str:
-        value = source.get(name)
-        return default if value is None or str(value).strip() == "" else str(value).strip()
+        return _text(source, name, default)
 
     def number(name: str, default: int) -> int:
         raw = text(name, str(default))
@@ -75,8 +84,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         raise ConfigError(
             f"TICKETING_PROJECTOR must be {PROJECTOR_EMBEDDED!r} or {PROJECTOR_EXTERNAL!r}."
         )
+    store = _store_settings(source)
     return Settings(
-        database_url=text("DATABASE_URL", DEFAULT_DATABASE_URL),
+        database_url=store.database_url,
         jwt_secret_key=_jwt_secret(source.get("JWT_SECRET_KEY"), environment),
         jwt_access_token_expires=number("JWT_ACCESS_TOKEN_EXPIRES", 3600) or 3600,
         rate_limit_default=text("RATE_LIMIT_DEFAULT", "100 per 15 minutes"),
@@ -87,17 +97,46 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         migrate_on_start=text("TICKETING_MIGRATE_ON_START", "false").lower()
         in ("1", "true", "yes"),
         readmodel_lag_threshold=number("READMODEL_LAG_THRESHOLD", 1000),
-        log_level=text("LOG_LEVEL", "INFO").upper(),
+        log_level=store.log_level,
         db_pool_size=number("DB_POOL_SIZE", 10) or 10,
         trusted_proxies=number("TRUSTED_PROXIES", 0),
-        service=load_service_settings(overrides),
+        service=_service_settings(source),
     )
+
+
+def load_store_settings(overrides: Mapping[str, Any] | None = None) -> StoreSettings:
+    """The store's URL and the log level alone, read as ``load_settings`` reads them (for
+    commands that migrate, project, rebuild or measure, and need no JWT secret)."""
+    return _store_settings(_source(overrides))
+
+
+def _store_settings(source: Mapping[str, Any]) -> StoreSettings:
+    return StoreSettings(
+        database_url=_text(source, "DATABASE_URL", DEFAULT_DATABASE_URL),
+        log_level=_text(source, "LOG_LEVEL", "INFO").upper(),
+    )
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """What each worker process of ``ticketing serve`` must find in its environment to load
+    the settings its parent loaded: a worker builds its app from the environment alone
+    (``api.server.load_app``), so the store and projector chosen on the command line go
+    there, and so does the JWT secret, since a development key made up in each worker would
+    make a token good only on the worker that issued it."""
+    return {
+        "DATABASE_URL": settings.database_url,
+        "JWT_SECRET_KEY": settings.jwt_secret_key,
+        "TICKETING_PROJECTOR": settings.projector,
+    }
 
 
 def load_service_settings(overrides: Mapping[str, Any] | None = None) -> ServiceSettings:
     """The write service's settings alone, read as ``load_settings`` reads them (for
     commands that open the service without serving requests)."""
-    source = _source(overrides)
+    return _service_settings(_source(overrides))
+
+
+def _service_settings(source: Mapping[str, Any]) -> ServiceSettings:
     try:
         return ServiceSettings.from_strings(
             {name: str(source.get(name) or "") for name in ServiceSettings.names()}
@@ -110,6 +149,11 @@ def _source(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     source: dict[str, Any] = dict(os.environ)
     source.update(overrides or {})
     return source
+
+
+def _text(source: Mapping[str, Any], name: str, default: str) -> str:
+    value = source.get(name)
+    return default if value is None or str(value).strip() == "" else str(value).strip()
 
 
 def _jwt_secret(secret: Any, environment: str) -> str:

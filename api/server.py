@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from api.config import PROJECTOR_EMBEDDED, PROJECTOR_EXTERNAL
+from api.config import Settings, load_store_settings, worker_environment
 from api.metrics import prepare_multiprocess_dir
 from api.request_log import server_log_config
 
@@ -116,21 +116,23 @@ def tune_the_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def serve(host: str, port: int, workers: int, threads: int, projector: str | None) -> None:
-    """Run until stopped (SIGTERM or SIGINT); settings reach the workers through the
-    environment. A worker that dies is replaced at once; one that dies again within 5.5 s of
-    that, granian takes for a crash loop and stops the server (exit 1), so run it under a
-    supervisor that restarts it (docker compose's restart policy, systemd)."""
+def serve(host: str, port: int, workers: int, threads: int, settings: Settings) -> None:
+    """Run until stopped (SIGTERM or SIGINT). ``settings`` reach the workers through the
+    environment they inherit (``api.config.worker_environment``). A worker that dies is
+    replaced at once; one that dies again within 5.5 s of that, granian takes for a crash
+    loop and stops the server (exit 1), so run it under a supervisor that restarts it
+    (docker compose's restart policy, systemd)."""
     prepare_multiprocess_dir()  # /metrics sums every worker's samples from there
-    os.environ["TICKETING_PROJECTOR"] = projector or (
-        PROJECTOR_EMBEDDED if workers == 1 else PROJECTOR_EXTERNAL
-    )
-    serve_app("api.server:load_app", host, port, workers, threads)
+    os.environ.update(worker_environment(settings))
+    serve_app("api.server:load_app", host, port, workers, threads, log_level=settings.log_level)
 
 
-def serve_app(factory: str, host: str, port: int, workers: int, threads: int) -> None:
+def serve_app(
+    factory: str, host: str, port: int, workers: int, threads: int, log_level: str | None = None
+) -> None:
     """Serve the WSGI app that ``factory`` ("module:function") builds in each worker, with
-    the service's server settings (the on-sale benchmark runs its ceiling app so too)."""
+    the service's server settings (the on-sale benchmark runs its ceiling app so too), logging
+    at ``log_level`` (by default the configured ``LOG_LEVEL``)."""
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.server import Server
@@ -150,5 +152,5 @@ def serve_app(factory: str, host: str, port: int, workers: int, threads: int) ->
         respawn_failed_workers=True,
         workers_kill_timeout=GRACEFUL_TIMEOUT_SECONDS,
         log_access=False,  # the app logs every request itself (api.request_log)
-        log_dictconfig=server_log_config(os.environ.get("LOG_LEVEL", "INFO").upper()),
+        log_dictconfig=server_log_config(log_level or load_store_settings().log_level),
     ).serve()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -48,6 +49,23 @@ def story(store: str) -> tuple[str, str]:
 def test_migrate_is_idempotent(store: str, capsys):
     assert main(["migrate"]) == 0
     assert "migrated" in capsys.readouterr().out
+
+
+def test_the_database_url_option_names_the_store_and_leaves_the_environment_alone(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    chosen = f"sqlite:///{tmp_path}/chosen.db"
+
+    assert main(["--database-url", chosen, "migrate"]) == 0
+    assert "DATABASE_URL" not in os.environ
+    store_events = open_service(chosen, **FAST_HASHING)
+    try:
+        store_events.create_event("organizer", "Show", 2)
+    finally:
+        store_events.close()
+    assert main(["--database-url", chosen, "lag"]) == 0
+    assert "store at 1)" in capsys.readouterr().out
 
 
 def test_users_grant_and_revoke_roles_by_email(store: str, capsys):

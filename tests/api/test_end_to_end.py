@@ -226,3 +226,23 @@ def test_idle_keep_alive_connections_beyond_the_threads_do_not_starve_new_client
         finally:
             for connection in idle:
                 connection.close()
+
+
+def test_workers_in_development_mode_share_one_throwaway_secret(postgres_url, tmp_path):
+    """Without JWT_SECRET_KEY, development mode makes a key up once, before the workers
+    start: a token issued by one worker is good on every other."""
+    assert ticketing(["--database-url", postgres_url, "migrate"]) == 0
+    with running_server(
+        postgres_url,
+        tmp_path / "server.log",
+        *("--workers", "3", "--threads", "2", "--projector", "external"),
+        JWT_SECRET_KEY="",
+        TICKETING_ENV="development",
+    ) as base_url:
+        _fan_id, token = Client(base_url).user("fan")
+
+        # One request per fresh connection, so that every worker gets its share.
+        answers = [
+            Client(base_url).call("GET", "/api/events", token).status_code for _ in range(30)
+        ]
+        assert answers == [200] * 30

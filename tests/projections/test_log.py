@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from adapters.log_reader import open_log
 from domain.service import TicketingService
 from tests.projections.support import random_history, stored_event_count
@@ -36,3 +38,21 @@ def test_the_runner_and_the_queries_load_no_password_hashing() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert loaded.strip() == "[]"
+
+
+def test_a_variable_of_the_process_environment_does_not_change_how_the_log_decodes(
+    store: TicketingService, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service takes the store's settings exactly as given (``construct_env``); a reader
+    that merged the process environment in would decode with other settings than it wrote."""
+    store.register_user("reader", "reader@example.com", "a long enough password")
+    monkeypatch.setenv("COMPRESSOR_TOPIC", "zlib")
+    log = open_log(database_url)
+    try:
+        head = log.recorder.max_notification_id()
+        decoded = [
+            log.mapper.to_domain_event(n) for n in log.recorder.select_notifications(1, head)
+        ]
+        assert [type(domain_event).__name__ for domain_event in decoded][:1] == ["Registered"]
+    finally:
+        log.close()
