@@ -16,6 +16,7 @@ from eventsourcing.persistence import (
     ApplicationRecorder,
     DatetimeAsISO,
     DecimalAsStr,
+    EventStore,
     InfrastructureFactory,
     JSONTranscoder,
     Mapper,
@@ -34,9 +35,10 @@ STORE_NAME = "ticketing"
 
 
 class StoreLog(Protocol):
-    """What a follower reads: the store's notifications and the mapper that decodes them.
+    """What a follower reads: the store's notifications, the mapper that decodes them, and
+    the aggregates' stored events (for replaying one, ``domain.store.event_history``).
 
-    ``LogReader`` provides both; so does the write service, for a follower in its process.
+    ``LogReader`` provides them; so does the write service, for a follower in its process.
     """
 
     @property
@@ -45,11 +47,15 @@ class StoreLog(Protocol):
     @property
     def mapper(self) -> Mapper[UUID]: ...
 
+    @property
+    def events(self) -> EventStore[UUID]: ...
+
 
 @dataclass
 class LogReader:
     recorder: ApplicationRecorder
     mapper: Mapper[UUID]
+    events: EventStore[UUID]
     factory: InfrastructureFactory[Any]
 
     def close(self) -> None:
@@ -70,4 +76,6 @@ def open_log(database_url: str | None = None, *, pool_size: int = 2) -> LogReade
         # registers no others.
         for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
             transcoder.register(transcoding)
-    return LogReader(factory.application_recorder(), factory.mapper(transcoder=transcoder), factory)
+    recorder = factory.application_recorder()
+    mapper = factory.mapper(transcoder=transcoder)
+    return LogReader(recorder, mapper, EventStore(mapper, recorder), factory)

@@ -192,19 +192,21 @@ def _project(args: argparse.Namespace, overrides: Overrides) -> int:
 
 
 def _lag(args: argparse.Namespace, overrides: Overrides) -> int:
+    from adapters.log_reader import open_log
     from adapters.sql import ReadModelDatabase
     from projections.runner import measure_lag
 
-    service = _open_service(overrides)
-    database = ReadModelDatabase(_database_url(overrides))
+    database_url = _database_url(overrides)
+    log = open_log(database_url)
+    database = ReadModelDatabase(database_url)
     try:
-        lag = measure_lag(service, database)
+        lag = measure_lag(log, database)
     except Exception as error:  # noqa: BLE001 - unreachable or unmigrated: unhealthy
         print(f"ticketing: cannot measure the lag: {type(error).__name__}", file=sys.stderr)
         return EXIT_UNHEALTHY
     finally:
         database.close()
-        service.close()
+        log.close()
     print(
         f"lag: {lag.events} events, {lag.seconds:.1f} seconds "
         f"(read models at position {lag.position}, store at {lag.head})"
@@ -226,16 +228,18 @@ def _rebuild(_args: argparse.Namespace, overrides: Overrides) -> int:
 
 
 def _verify(args: argparse.Namespace, overrides: Overrides) -> int:
+    from adapters.log_reader import open_log
     from projections.queries import ReadModel
     from projections.verify import all_event_ids, verify
 
-    service = _open_service(overrides)
-    read_model = ReadModel(_database_url(overrides))
+    database_url = _database_url(overrides)
+    log = open_log(database_url)
+    read_model = ReadModel(database_url)
     try:
-        event_ids = [args.event_id] if args.event_id else all_event_ids(service)
+        event_ids = [args.event_id] if args.event_id else all_event_ids(log)
         inconsistent = 0
         for event_id in event_ids:
-            result = verify(service, read_model, event_id)
+            result = verify(log, read_model, event_id)
             if result["consistent"]:
                 print(f"{event_id}  consistent")
             else:
@@ -247,23 +251,24 @@ def _verify(args: argparse.Namespace, overrides: Overrides) -> int:
         return EXIT_INCONSISTENT if inconsistent else 0
     finally:
         read_model.close()
-        service.close()
+        log.close()
 
 
 def _history(args: argparse.Namespace, overrides: Overrides) -> int:
+    from adapters.log_reader import open_log
     from projections.audit import history
 
-    service = _open_service(overrides)
+    log = open_log(_database_url(overrides))
     try:
         from_version: int | None = 1
         while from_version is not None:
-            page = history(service, args.event_id, from_version, 500)
+            page = history(log, args.event_id, from_version, 500)
             for item in page["items"]:
                 print(describe(item))
             from_version = page["nextVersion"]
         return 0
     finally:
-        service.close()
+        log.close()
 
 
 def describe(item: dict[str, Any]) -> str:

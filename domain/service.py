@@ -41,6 +41,7 @@ from domain.lanes import Lanes
 from domain.passwords import Passwords
 from domain.ports import Turns
 from domain.settings import ServiceSettings
+from domain.store import event_history
 
 log = logging.getLogger("ticketing.events")
 
@@ -272,13 +273,7 @@ class TicketingService(Application[UUID]):
 
     def history(self, event_id: str, from_version: int = 1, limit: int | None = None) -> list[Any]:
         """The stored domain events of one ticketed event, oldest first."""
-        uuid = self._event_uuid(event_id)
-        events = list(self.events.get(uuid, gt=from_version - 1, limit=limit))
-        if from_version <= 1 and (
-            not events or getattr(events[0], "originator_topic", None) != Event.TOPIC
-        ):
-            raise EventNotFound("No such event.")
-        return events
+        return event_history(self.events, event_id, from_version, limit)
 
     # ============================================================== accounts
     def register_user(self, username: str, email: str, password: str) -> UserView:

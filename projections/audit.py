@@ -1,7 +1,7 @@
 """The auditor's view: stored domain events rendered as facts, and state rebuilt at any point.
 
-These read the event store itself (through the application service), never the read models,
-so they are the ground truth the read models are checked against.
+These read the event store itself (its log, or the application service in its process),
+never the read models, so they are the ground truth the read models are checked against.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from adapters.log_reader import StoreLog
 from domain.errors import EventNotFound
-from domain.service import TicketingService
+from domain.store import event_history
 from projections.replay import replay, status_row, stored_until
 from projections.runner import EVENT_TOPIC_PREFIX
 from projections.tables import Row
@@ -43,18 +43,16 @@ def render(domain_event: Any) -> dict[str, Any]:
 
 
 def history(
-    service: TicketingService, event_id: str, from_version: int = 1, limit: int = 100
+    log: StoreLog, event_id: str, from_version: int = 1, limit: int = 100
 ) -> dict[str, Any]:
-    events = service.history(event_id, from_version, limit + 1)
-    if not events and from_version > 1:
-        service.get_event(event_id)  # raises EventNotFound for an unknown event
+    events = event_history(log.events, event_id, from_version, limit + 1)
     items = [render(e) for e in events[:limit]]
     next_version = events[limit].originator_version if len(events) > limit else None
     return {"eventId": event_id, "items": items, "nextVersion": next_version}
 
 
 def state_at(
-    service: TicketingService,
+    log: StoreLog,
     event_id: str,
     version: int | None = None,
     at: datetime | None = None,
@@ -62,7 +60,7 @@ def state_at(
     """The event as it stood at ``version`` or at time ``at``, replayed from the store: its
     ``event_status`` row with its active ``bookings`` and its ``waitlist`` in queue order,
     each a row named like the read models' columns."""
-    domain_events = stored_until(service, event_id, version, at)
+    domain_events = stored_until(log, event_id, version, at)
     aggregate = replay(domain_events)
     if aggregate is None:
         raise EventNotFound("The event did not exist yet at that time.")

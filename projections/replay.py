@@ -8,13 +8,14 @@ from datetime import datetime
 from itertools import takewhile
 from typing import Any
 
+from adapters.log_reader import StoreLog
 from domain.event import Event
-from domain.service import TicketingService
+from domain.store import event_history
 from projections.tables import EVENT_STATUS, Row
 
 
 def stored_until(
-    service: TicketingService,
+    log: StoreLog,
     event_id: str,
     version: int | None = None,
     at: datetime | None = None,
@@ -26,7 +27,7 @@ def stored_until(
                 (version is None or e.originator_version <= version)
                 and (at is None or e.timestamp <= at)
             ),
-            service.history(event_id),
+            event_history(log.events, event_id),
         )
     )
 

@@ -8,7 +8,6 @@ from adapters.log_reader import StoreLog
 from adapters.sql import Cursor
 from domain.errors import EventNotFound
 from domain.event import Event
-from domain.service import TicketingService
 from projections.queries import ReadModel
 from projections.replay import replay, status_row, stored_until
 from projections.tables import EVENT_STATUS, TIMESTAMP
@@ -22,7 +21,7 @@ COMPARED_STATUS = tuple(
 )
 
 
-def verify(service: TicketingService, read_model: ReadModel, event_id: str) -> dict[str, Any]:
+def verify(log: StoreLog, read_model: ReadModel, event_id: str) -> dict[str, Any]:
     """Compare the read models with a replay *at the version they reflect*, so that writes
     landing meanwhile (the projection trails the store) are not reported as differences."""
     differences: list[dict[str, Any]] = []
@@ -56,7 +55,7 @@ def verify(service: TicketingService, read_model: ReadModel, event_id: str) -> d
 
     status, bookings, waiting, holdings = read_model.database.read(load)
     version = status["version"] if status else None
-    event = replay(stored_until(service, event_id, version))
+    event = replay(stored_until(log, event_id, version))
     if event is None:
         raise EventNotFound("No such event.")
     if status is None:

@@ -11,6 +11,7 @@ import pytest
 
 from adapters import open_service
 from api.cli import main
+from domain.service import TicketingService
 from projections.queries import ReadModel
 from projections.runner import ProjectionRunner
 from tests.api.servers import ticketing_command
@@ -137,6 +138,22 @@ def test_verify_checks_one_or_every_event(story, capsys):
     assert f"{event_id}  consistent" in capsys.readouterr().out
     assert main(["verify"]) == 0
     assert "1 event(s) checked, 0 inconsistent" in capsys.readouterr().out
+
+
+def test_lag_verify_and_history_read_the_log_without_opening_the_write_service(
+    story, monkeypatch, capsys
+):
+    event_id, _ = story
+
+    def no_write_service(*_args, **_kwargs):
+        raise AssertionError("a reading command opened the write service")
+
+    monkeypatch.setattr(TicketingService, "__init__", no_write_service)
+
+    assert main(["lag"]) == 0
+    assert main(["verify"]) == 0
+    assert main(["history", event_id]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 2 + 6
 
 
 def test_rebuild_recreates_the_read_models(story, capsys):

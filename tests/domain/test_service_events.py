@@ -210,3 +210,16 @@ def test_an_event_creation_key_reused_after_24_hours_creates_a_new_event(
 
     assert later.id != first.id and later.total_tickets == 7
     assert service.create_event(ORGANIZER, "Gig again", 7, idempotency=key).id == later.id
+
+
+def test_the_history_of_an_id_that_names_no_ticketed_event_is_not_found_from_any_version(
+    service: TicketingService,
+) -> None:
+    account = service.register_user("ann", "ann@example.com", "correct horse")
+    service.set_role(account.id, "auditor", True)
+    event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
+
+    for from_version in (1, 2):
+        with pytest.raises(EventNotFound):
+            service.history(account.id, from_version)
+    assert service.history(event_id, 2) == []
