@@ -28,10 +28,7 @@ from eventsourcing.utils import Environment
 import domain.event  # noqa: F401
 import domain.user  # noqa: F401
 from adapters.database_url import eventsourcing_env, parse_database_url
-
-# The service's application name (``TicketingService.name``): the library names the store's
-# PostgreSQL table and NOTIFY channel after it.
-STORE_NAME = "ticketing"
+from domain.store import STORE_NAME
 
 
 class StoreLog(Protocol):

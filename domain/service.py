@@ -41,7 +41,7 @@ from domain.lanes import Lanes
 from domain.passwords import Passwords
 from domain.ports import Turns
 from domain.settings import ServiceSettings
-from domain.store import event_history
+from domain.store import STORE_NAME, event_history
 
 log = logging.getLogger("ticketing.events")
 
@@ -84,7 +84,7 @@ class EventView:
 class TicketingService(Application[UUID]):
     """Use cases of the booking service."""
 
-    name = "ticketing"
+    name = STORE_NAME
 
     def __init__(
         self,

@@ -1,7 +1,10 @@
 """The event store as the service keeps it, for the service and the followers of its log.
 
-A ticketed event's history is read the same way by the write service and by a process that
-holds only the store's log (``adapters.log_reader``): both have the library's ``EventStore``.
+The store's name is the service's application name (``TicketingService.name``), after which
+the library names the store's PostgreSQL tables and its NOTIFY channel: a process that opens
+only the log (``adapters.log_reader``) must open it under the same name, without importing
+the service (and its password hashing). A ticketed event's history is read the same way by
+both: each has the library's ``EventStore``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from eventsourcing.persistence import EventStore
 
 from domain.errors import EventNotFound
 from domain.event import Event
+
+STORE_NAME = "ticketing"
 
 
 def event_history(
