@@ -1,4 +1,12 @@
-"""Loading and writing read-model rows in bulk: the only SQL the projection writes with."""
+"""Loading and writing read-model rows in bulk: the only SQL the projection writes with.
+
+Text is written as ``storable`` makes it: U+0000 becomes U+FFFD (the replacement
+character) on both stores. PostgreSQL's text cannot hold U+0000, and new input refuses it,
+but the store keeps event names that older code accepted; one such stored event must not
+fail every batch that holds it (the projection would retry it forever, and the read models
+would stop for every event behind it). SQLite could hold it; it stores the same text, so
+that the read models answer alike on either store.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,8 @@ from projections.tables import Key, Row, Table
 
 CHUNK = 400
 UPSERT_CHUNK = 200  # rows per INSERT: 200 x 14 columns stays far below SQLite's 32,766 variables
+NUL = "\x00"
+REPLACEMENT = "\ufffd"
 
 
 class RowStore:
@@ -60,10 +70,15 @@ class RowStore:
             # All rows as one JSON parameter, typed by the table's own row type: one statement
             # text for any number of rows. A VALUES list of placeholders per row is a new
             # statement for each batch size, and building it dominated the projector's CPU.
+            payload = json.dumps([{c: row[c] for c in columns} for row in rows], default=_to_text)
+            if "\\u0000" in payload:  # JSON's spelling of U+0000 (or a harmless look-alike)
+                payload = json.dumps(
+                    [{c: storable(row[c]) for c in columns} for row in rows], default=_to_text
+                )
             self.cursor.execute(
                 f"INSERT INTO {name} ({names}) SELECT {names} "
                 f"FROM jsonb_populate_recordset(NULL::{name}, ?::jsonb) {on_conflict}",
-                [json.dumps([{c: row[c] for c in columns} for row in rows], default=_to_text)],
+                [payload],
             )
             return
         one_row = f"({', '.join('?' * len(columns))})"
@@ -72,8 +87,15 @@ class RowStore:
             self.cursor.execute(
                 f"INSERT INTO {name} ({names}) "
                 f"VALUES {', '.join([one_row] * len(chunk))} {on_conflict}",
-                [_to_text(row[column]) for row in chunk for column in columns],
+                [storable(_to_text(row[column])) for row in chunk for column in columns],
             )
+
+
+def storable(value: Any) -> Any:
+    """``value`` as the read models store it: text without U+0000 (see the module's doc)."""
+    if isinstance(value, str) and NUL in value:
+        return value.replace(NUL, REPLACEMENT)
+    return value
 
 
 def _to_text(value: Any) -> Any:

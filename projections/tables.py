@@ -23,6 +23,7 @@ class SqlType:
         return self.postgres if postgres else self.sqlite
 
 
+# Text holds no U+0000: the projection stores U+FFFD for it (``projections.row_store``).
 TEXT = SqlType("TEXT", "TEXT")
 INTEGER = SqlType("INTEGER", "INTEGER")
 BIGINT = SqlType("BIGINT", "INTEGER")

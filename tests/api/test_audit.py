@@ -129,3 +129,28 @@ def test_verify_of_an_unknown_event_is_event_not_found(api: Api):
     response = api.get("/api/audit/verify/00000000-0000-0000-0000-000000000000", auditor)
     assert response.status_code == 404
     assert error_code(response) == "event_not_found"
+
+
+def test_a_stored_name_with_nul_reaches_the_auditor_as_stored_and_the_status_as_projected(
+    api: Api,
+):
+    """A name older code accepted, stored through the domain layer (new input refuses it)."""
+    organizer = api.user("organizer")
+    auditor = api.user("auditor", "auditor")
+    event_id = api.components.service.create_event(organizer.id, "Gig\x00Night", 2).id
+    api.components.service.book(event_id, organizer.id)
+
+    status = api.get(f"/api/status/{event_id}", organizer)
+    assert status.status_code == 200, status.json
+    assert (status.json["name"], status.json["bookedTickets"]) == ("Gig\ufffdNight", 1)
+    history = api.get(f"/api/events/{event_id}/history", auditor)
+    assert history.status_code == 200, history.json
+    assert history.json["items"][0]["data"]["name"] == "Gig\x00Night"
+    log = api.get("/api/audit/log", auditor)
+    assert log.status_code == 200, log.json
+    assert log.json["items"][-2]["data"]["name"] == "Gig\x00Night"
+    state = api.get(f"/api/events/{event_id}/state", auditor)
+    assert (state.status_code, state.json["name"]) == (200, "Gig\x00Night")
+    verified = api.get(f"/api/audit/verify/{event_id}", auditor)
+    assert verified.status_code == 200, verified.json
+    assert verified.json["consistent"] is True

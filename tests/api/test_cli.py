@@ -127,6 +127,20 @@ def test_history_prints_stored_names_escaped_one_line_per_event(store: str, caps
     ) in lines[0]
 
 
+def test_history_prints_a_stored_name_with_nul_escaped_on_every_store(database_url, capsys):
+    """A name older code accepted (new input refuses NUL), stored through the domain layer."""
+    assert main(["--database-url", database_url, "migrate"]) == 0
+    service = open_service(database_url, **FAST_HASHING)
+    try:
+        event = service.create_event("organizer", "Gig\x00Night", 2)
+    finally:
+        service.close()
+    capsys.readouterr()
+
+    assert main(["--database-url", database_url, "history", event.id]) == 0
+    assert 'name="Gig\\x00Night"' in capsys.readouterr().out
+
+
 def test_history_of_an_unknown_event_fails(store: str, capsys):
     assert main(["history", "00000000-0000-0000-0000-000000000000"]) == 1
     assert "No such event" in capsys.readouterr().err
