@@ -20,7 +20,9 @@ from uuid import UUID
 
 A = TypeVar("A")
 MAX_BATCH = 512
-MAX_LANES = 1024
+# Bookings spread over more events than this thrash the lanes' cache (each one a load of its
+# event from the store); a lane of a small event costs some kilobytes.
+MAX_LANES = 10_000
 
 
 @dataclass

@@ -213,3 +213,13 @@ def test_a_new_lane_past_the_limit_looks_at_the_oldest_lanes_only() -> None:
 
     assert len(lanes) == 500
     assert CountedId.lookups <= 100 * 3  # not every lane's key for every new lane
+
+
+def test_a_worker_keeps_the_lanes_of_thousands_of_events_in_play() -> None:
+    lanes: Lanes[Any] = Lanes(lambda lane, commands: None)
+    ids = [uuid4() for _ in range(5000)]
+    first = [lanes.lane(aggregate_id) for aggregate_id in ids]
+
+    again = [lanes.lane(aggregate_id) for aggregate_id in ids]  # round robin, as bookings come
+
+    assert all(a is b for a, b in zip(first, again, strict=True))
