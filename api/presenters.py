@@ -11,8 +11,9 @@ from typing import Any
 
 from domain.accounts import UserView
 from domain.event import BookingOutcome, CancelOutcome
-from domain.service import EventView
+from domain.views import EventView
 from projections.queries import iso
+from projections.replay import view_status_row
 
 Row = Mapping[str, Any]
 
@@ -42,7 +43,7 @@ def event_created_json(event: EventView) -> dict[str, Any]:
 def event_status_json(status: Row | EventView) -> dict[str, Any]:
     """An event's status, from its ``event_status`` row (read, or replayed from the store)
     or from the write service's view of the event a command just changed."""
-    row = _status_row(status) if isinstance(status, EventView) else status
+    row = view_status_row(status) if isinstance(status, EventView) else status
     return {
         "eventId": row["event_id"],
         "name": row["name"],
@@ -55,22 +56,6 @@ def event_status_json(status: Row | EventView) -> dict[str, Any]:
         "maxTicketsPerUser": row["max_tickets_per_user"],
         "organizerId": row["organizer_id"],
         "createdAt": iso(row["created_at"]),
-    }
-
-
-def _status_row(event: EventView) -> Row:
-    return {
-        "event_id": event.id,
-        "name": event.name,
-        "total_tickets": event.total_tickets,
-        "available_tickets": event.available_tickets,
-        "booked_tickets": event.booked_tickets,
-        "waiting_list_count": event.waiting_list_count,
-        "status": "closed" if event.closed else "open",
-        "version": event.version,
-        "max_tickets_per_user": event.max_tickets_per_user,
-        "organizer_id": event.organizer_id,
-        "created_at": event.created_at,
     }
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
@@ -42,43 +40,11 @@ from domain.passwords import Passwords
 from domain.ports import Turns
 from domain.settings import ServiceSettings
 from domain.store import STORE_NAME, event_history
+from domain.views import EventView
 
 log = logging.getLogger("ticketing.events")
 
 IDEMPOTENT_CREATE_NAMESPACE = UUID("6f1c9a44-3f7e-4c55-9d0e-0a2b7c1e5d11")
-
-
-@dataclass(frozen=True)
-class EventView:
-    """The write model's own view of an event, as of the version just committed."""
-
-    id: str
-    name: str
-    total_tickets: int
-    available_tickets: int
-    booked_tickets: int
-    waiting_list_count: int
-    max_tickets_per_user: int
-    organizer_id: str
-    closed: bool
-    created_at: datetime
-    version: int
-
-    @classmethod
-    def of(cls, event: Event) -> EventView:
-        return cls(
-            id=str(event.id),
-            name=event.name,
-            total_tickets=event.total_tickets,
-            available_tickets=event.available,
-            booked_tickets=event.booked,
-            waiting_list_count=len(event.waitlist),
-            max_tickets_per_user=event.max_tickets_per_user,
-            organizer_id=event.organizer_id,
-            closed=event.closed,
-            created_at=event.created_on,
-            version=event.version,
-        )
 
 
 class TicketingService(Application[UUID]):

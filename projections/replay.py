@@ -11,6 +11,7 @@ from typing import Any
 from adapters.log_reader import StoreLog
 from domain.event import Event
 from domain.store import event_history
+from domain.views import EventView
 from projections.tables import EVENT_STATUS, Row
 
 
@@ -41,19 +42,24 @@ def replay(domain_events: Iterable[Any]) -> Event | None:
 
 
 def status_row(event: Event) -> Row:
-    """``event``'s ``event_status`` row as the projection writes it at the same version; the
-    moments of its changes (``closed_at``, ``updated_at``) are the projection's, left null."""
+    """``event``'s ``event_status`` row as the projection writes it at the same version."""
+    return view_status_row(EventView.of(event))
+
+
+def view_status_row(event: EventView) -> Row:
+    """The ``event_status`` row of the write model's view of an event; the moments of its
+    changes (``closed_at``, ``updated_at``) are the projection's, left null."""
     return EVENT_STATUS.row(
-        event_id=str(event.id),
+        event_id=event.id,
         name=event.name,
         organizer_id=event.organizer_id,
         total_tickets=event.total_tickets,
-        available_tickets=event.available,
-        booked_tickets=event.booked,
-        waiting_list_count=len(event.waitlist),
-        waiting_tickets=event.waiting_seats,
+        available_tickets=event.available_tickets,
+        booked_tickets=event.booked_tickets,
+        waiting_list_count=event.waiting_list_count,
+        waiting_tickets=event.waiting_tickets,
         max_tickets_per_user=event.max_tickets_per_user,
         status="closed" if event.closed else "open",
         version=event.version,
-        created_at=event.created_on,
+        created_at=event.created_at,
     )

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from api.presenters import event_status_json
-from domain.service import EventView, TicketingService
+from domain.service import TicketingService
+from domain.views import EventView
 from projections.queries import ReadModel
 from projections.replay import replay, status_row, stored_until
 from projections.runner import ProjectionRunner
