@@ -75,10 +75,10 @@ class PostgresTurns:
             sql.SQL(
                 "SELECT c.id, e.originator_version, e.topic, e.state "
                 "FROM unnest(%s::uuid[], %s::bigint[]) AS c(id, since) "
-                # Lateral, so each event is read through the primary key, whatever the planner
-                # makes of the size of the array.
+                # Each event read through the primary key: without OFFSET 0 the planner flattens
+                # the subquery into a hash join over a scan of the whole table.
                 "CROSS JOIN LATERAL (SELECT originator_version, topic, state FROM {} "
-                "WHERE originator_id = c.id AND originator_version > c.since) AS e "
+                "WHERE originator_id = c.id AND originator_version > c.since OFFSET 0) AS e "
                 "ORDER BY c.id, e.originator_version"
             )
             .format(table)

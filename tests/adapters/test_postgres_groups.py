@@ -263,3 +263,19 @@ def test_what_a_group_or_a_lone_turn_appends_is_stored_byte_for_byte(
     stored = [*service.recorder.select_events(first), *service.recorder.select_events(second)]
     assert stored == awkward
     assert list(service.recorder.select_events(alone)) == lone
+
+
+def test_the_groups_catch_up_reads_each_event_through_the_primary_key(
+    service: TicketingService, turns: PostgresTurns, admin: psycopg.Connection
+) -> None:
+    streams = [uuid4() for _ in range(10_000)]
+    store(service, *(events(stream, 1, 2, 3) for stream in streams))
+    asked = (
+        "{" + ",".join(map(str, streams[:16])) + "}",
+        "{" + ",".join(["1"] * 16) + "}",
+    )
+
+    query = psycopg.ClientCursor(admin).mogrify(turns._catch_up_together, asked)
+    plan = admin.execute("EXPLAIN " + query).fetchall()
+
+    assert "Seq Scan on ticketing_events" not in "\n".join(line for (line,) in plan)
