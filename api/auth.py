@@ -58,7 +58,7 @@ def current_user() -> UserView:
     if "current_user" not in g:
         claims = bearer_claims() or {}
         try:
-            user = composition.service().get_user(caller_id())
+            user = composition.service().accounts.get_user(caller_id())
         except UserNotFound:
             raise _revoked() from None
         if user.credential_version != claims.get(CREDENTIAL_VERSION_CLAIM):

@@ -318,8 +318,8 @@ def _escape(character: str) -> str:
 def _users(args: argparse.Namespace, overrides: Overrides) -> int:
     service = _open_service(overrides)
     try:
-        user = service.find_user_by_email(args.email)
-        user = service.set_role(user.id, args.role, grant=args.action == "grant")
+        user = service.accounts.find_user_by_email(args.email)
+        user = service.accounts.set_role(user.id, args.role, grant=args.action == "grant")
         print(f"{shown(user.email)}: roles {', '.join(user.roles)}")
         return 0
     finally:

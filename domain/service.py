@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.utils import Environment, EnvType
 
-from domain.accounts import Accounts, UserView
+from domain.accounts import Accounts
 from domain.batches import EventBatches, log_appended
 from domain.closed_accounts import ClosedAccounts
 from domain.credentials import CredentialVersions
@@ -242,38 +242,6 @@ class TicketingService(Application[UUID]):
         return event_history(self.events, event_id, from_version, limit)
 
     # ============================================================== accounts
-    def register_user(self, username: str, email: str, password: str) -> UserView:
-        return self.accounts.register_user(username, email, password)
-
-    def authenticate(self, email: str, password: str) -> UserView:
-        return self.accounts.authenticate(email, password)
-
-    def get_user(self, user_id: str) -> UserView:
-        return self.accounts.get_user(user_id)
-
-    def find_user_by_email(self, email: str) -> UserView:
-        return self.accounts.find_user_by_email(email)
-
-    def update_user(
-        self,
-        user_id: str,
-        *,
-        username: str | None = None,
-        email: str | None = None,
-        password: str | None = None,
-        current_password: str | None = None,
-    ) -> UserView:
-        return self.accounts.update_user(
-            user_id,
-            username=username,
-            email=email,
-            password=password,
-            current_password=current_password,
-        )
-
-    def set_role(self, user_id: str, role: str, grant: bool) -> UserView:
-        return self.accounts.set_role(user_id, role, grant)
-
     def delete_user(self, user_id: str, held_event_ids: Iterable[str]) -> None:
         self.accounts.delete_user(user_id, held_event_ids)
 

@@ -32,7 +32,9 @@ def auth_limit() -> str:
 )
 def register() -> ResponseReturnValue:
     data = json_body(RegisterSchema)
-    user = composition.service().register_user(data["username"], data["email"], data["password"])
+    user = composition.service().accounts.register_user(
+        data["username"], data["email"], data["password"]
+    )
     return {"message": "Account created.", "user": user_json(user)}, 201
 
 
@@ -48,6 +50,6 @@ def register() -> ResponseReturnValue:
 )
 def login() -> ResponseReturnValue:
     data = json_body(LoginSchema)
-    user = composition.service().authenticate(data["email"], data["password"])
+    user = composition.service().accounts.authenticate(data["email"], data["password"])
     token, expires_at = issue_token(user)
     return {"token": token, "expiresAt": iso(expires_at), "user": user_json(user)}

@@ -38,7 +38,7 @@ def get_me() -> ResponseReturnValue:
 )
 def update_me() -> ResponseReturnValue:
     data = json_body(UpdateMeSchema)
-    user = composition.service().update_user(
+    user = composition.service().accounts.update_user(
         current_user().id,
         username=data.get("username"),
         email=data.get("email"),
@@ -96,4 +96,4 @@ def my_bookings() -> ResponseReturnValue:
 def change_role(user_id: str) -> ResponseReturnValue:
     require_admin(current_user())
     data = json_body(RoleChangeSchema)
-    return user_json(composition.service().set_role(user_id, data["role"], data["grant"]))
+    return user_json(composition.service().accounts.set_role(user_id, data["role"], data["grant"]))

@@ -17,12 +17,12 @@ def create_users(database_url: str, count: int, tag: str) -> tuple[list[str], st
         database_url, pool_size=8, ARGON2_TIME_COST="1", ARGON2_MEMORY_COST="1024"
     )
     try:
-        organizer = service.register_user(
+        organizer = service.accounts.register_user(
             f"organizer-{tag}", f"organizer-{tag}@bench.example", "bench-pass-1"
         )
 
         def register(n: int) -> str:
-            return service.register_user(
+            return service.accounts.register_user(
                 f"user{n}-{tag}", f"user{n}-{tag}@bench.example", "bench-pass-1"
             ).id
 

@@ -105,7 +105,7 @@ class Api:
         assert registered.status_code == 201, registered.json
         user_id = registered.json["user"]["id"]
         for role in roles:
-            self.components.service.set_role(user_id, role, grant=True)
+            self.components.service.accounts.set_role(user_id, role, grant=True)
         logged_in = self.login(email)
         assert logged_in.status_code == 200, logged_in.json
         return Caller(user_id, username, email, logged_in.json["token"])

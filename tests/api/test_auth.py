@@ -83,7 +83,7 @@ def test_admin_emails_become_admin_on_register_and_on_login(sqlite_url: str):
     # An account registered before its email was listed becomes admin at its next login.
     before = open_service(sqlite_url, create_tables=True, **FAST_HASHING)
     try:
-        chief = before.register_user("chief", "chief@example.com", PASSWORD)
+        chief = before.accounts.register_user("chief", "chief@example.com", PASSWORD)
     finally:
         before.close()
     assert not chief.is_admin

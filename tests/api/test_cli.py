@@ -33,8 +33,11 @@ def story(store: str) -> tuple[str, str]:
     """An event with two seats: alice and bob booked, carol waited, alice cancelled."""
     service = open_service(store, **FAST_HASHING)
     try:
-        organizer = service.register_user("organizer", "organizer@example.com", PASSWORD)
-        users = [service.register_user(n, f"{n}@example.com", PASSWORD) for n in ("al", "bo", "cy")]
+        organizer = service.accounts.register_user("organizer", "organizer@example.com", PASSWORD)
+        users = [
+            service.accounts.register_user(n, f"{n}@example.com", PASSWORD)
+            for n in ("al", "bo", "cy")
+        ]
         event = service.create_event(organizer.id, "Final", 2)
         for user in users:
             service.book(event.id, user.id)
@@ -71,7 +74,7 @@ def test_the_database_url_option_names_the_store_and_leaves_the_environment_alon
 
 def test_users_grant_and_revoke_roles_by_email(store: str, capsys):
     service = open_service(store, **FAST_HASHING)
-    service.register_user("alice", "alice@example.com", PASSWORD)
+    service.accounts.register_user("alice", "alice@example.com", PASSWORD)
     service.close()
     assert main(["users", "grant", "ALICE@example.com", "auditor"]) == 0
     assert "attendee, auditor" in capsys.readouterr().out
@@ -111,7 +114,7 @@ def test_history_prints_stored_names_escaped_one_line_per_event(store: str, caps
     escaped: no forged line, no terminal escape, nothing hidden."""
     service = open_service(store, **FAST_HASHING)
     try:
-        organizer = service.register_user("organizer", "organizer@example.com", PASSWORD)
+        organizer = service.accounts.register_user("organizer", "organizer@example.com", PASSWORD)
         event = service.create_event(organizer.id, FORGED_NAME, 2)
         service.book(event.id, organizer.id)
     finally:
@@ -185,7 +188,7 @@ def test_project_follows_the_store_until_terminated(store: str, tmp_path):
         )
     try:
         service = open_service(store, **FAST_HASHING)
-        organizer = service.register_user("organizer", "organizer@example.com", PASSWORD)
+        organizer = service.accounts.register_user("organizer", "organizer@example.com", PASSWORD)
         event = service.create_event(organizer.id, "Live", 3)
         service.close()
         reads = ReadModel(store)

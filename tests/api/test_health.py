@@ -21,7 +21,7 @@ def test_health_is_degraded_when_the_read_models_lag(sqlite_url: str):
     app = open_app(sqlite_url, TICKETING_PROJECTOR="external", READMODEL_LAG_THRESHOLD="2")
     try:
         api = Api(app)
-        api.components.service.register_user("alice", "alice@example.com", PASSWORD)
+        api.components.service.accounts.register_user("alice", "alice@example.com", PASSWORD)
         response = api.request("GET", "/health")
         assert response.status_code == 503
         assert response.json["status"] == "degraded"

@@ -52,7 +52,7 @@ def test_register_and_login_are_limited_per_ip(limited: Api):
 def test_authenticated_clients_are_limited_per_user_not_per_ip(limited: Api):
     service = limited.components.service
     for name in ("alice", "bob"):
-        service.register_user(name, f"{name}@example.com", PASSWORD)
+        service.accounts.register_user(name, f"{name}@example.com", PASSWORD)
     alice = limited.login("alice@example.com").json["token"]
     bob = limited.login("bob@example.com").json["token"]
     as_alice = {"Authorization": f"Bearer {alice}"}

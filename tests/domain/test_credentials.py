@@ -78,9 +78,9 @@ def test_a_follower_starts_with_every_stored_change_and_follows_other_processes(
     follower folds (at start, then while it runs), and a change counts at once where made."""
     writer = open_service(database_url, create_tables=True, **FAST_HASHING)
     reader = open_service(database_url, **FAST_HASHING)
-    ann = writer.register_user("ann", "ann@example.com", PASSWORD)
-    bob = writer.register_user("bob", "bob@example.com", PASSWORD)
-    writer.update_user(ann.id, password="another one", current_password=PASSWORD)
+    ann = writer.accounts.register_user("ann", "ann@example.com", PASSWORD)
+    bob = writer.accounts.register_user("bob", "bob@example.com", PASSWORD)
+    writer.accounts.update_user(ann.id, password="another one", current_password=PASSWORD)
     follower = CredentialFollower(
         reader.recorder, reader.credentials, parse_database_url(database_url), poll_interval=0.1
     )
@@ -108,7 +108,7 @@ def test_a_follower_moves_past_appends_that_change_no_credentials(database_url: 
     follower.BATCH = 2  # several pages of history
     try:
         for n in range(3):
-            service.register_user(f"user{n}", f"user{n}@example.com", PASSWORD)
+            service.accounts.register_user(f"user{n}", f"user{n}@example.com", PASSWORD)
         follower.catch_up()
         assert follower.position == service.recorder.max_notification_id()
         assert len(service.credentials) == 0
@@ -139,7 +139,7 @@ def test_a_follower_wakes_for_account_changes_but_not_for_ticketed_event_appends
         real_catch_up()
 
     follower.catch_up = counted  # type: ignore[method-assign]
-    ann = elsewhere.register_user("ann", "ann@example.com", PASSWORD)
+    ann = elsewhere.accounts.register_user("ann", "ann@example.com", PASSWORD)
     event = elsewhere.create_event("organizer", "Gig", 100)
     try:
         follower.start()
@@ -151,7 +151,7 @@ def test_a_follower_wakes_for_account_changes_but_not_for_ticketed_event_appends
         time.sleep(0.5)
         assert catch_ups == settled
 
-        elsewhere.update_user(ann.id, password="another one", current_password=PASSWORD)
+        elsewhere.accounts.update_user(ann.id, password="another one", current_password=PASSWORD)
         assert eventually(lambda: not service.credentials.stands(ann.id, 1), timeout=2.0)
         assert catch_ups > settled
     finally:
@@ -183,8 +183,8 @@ def test_a_follower_that_starts_while_the_store_is_away_says_so_until_it_has_rea
     """A worker must boot without the store, but an account missing from an unread map
     proves nothing: the map is incomplete until the first catch-up succeeds."""
     service = open_service(database_url, create_tables=True, **FAST_HASHING)
-    ann = service.register_user("ann", "ann@example.com", PASSWORD)
-    service.update_user(ann.id, password="another one", current_password=PASSWORD)
+    ann = service.accounts.register_user("ann", "ann@example.com", PASSWORD)
+    service.accounts.update_user(ann.id, password="another one", current_password=PASSWORD)
     fresh = CredentialVersions()
     follower = CredentialFollower(
         FlakyRecorder(service.recorder, failures=1),

@@ -44,9 +44,9 @@ def test_parameters_come_from_the_argon2_settings(stronger: TicketingService) ->
 def test_login_rehashes_a_password_hashed_with_other_parameters(
     service: TicketingService, stronger: TicketingService
 ) -> None:
-    user = service.register_user("ann", "ann@example.com", PASSWORD)
+    user = service.accounts.register_user("ann", "ann@example.com", PASSWORD)
 
-    logged_in = stronger.authenticate("ann@example.com", PASSWORD)
+    logged_in = stronger.accounts.authenticate("ann@example.com", PASSWORD)
 
     assert topics(stronger, user.id)[-1] == "ticketing:User.PasswordRehashed"
     assert not stronger.passwords.needs_rehash(stored_hash(stronger, user.id))
@@ -58,17 +58,17 @@ def test_login_rehashes_a_password_hashed_with_other_parameters(
     )
     assert stronger.credentials.stands(user.id, 1)
     # And the rehashed password is the one that logs in, on either parameters.
-    assert stronger.authenticate("ann@example.com", PASSWORD).id == user.id
-    assert service.authenticate("ann@example.com", PASSWORD).id == user.id
+    assert stronger.accounts.authenticate("ann@example.com", PASSWORD).id == user.id
+    assert service.accounts.authenticate("ann@example.com", PASSWORD).id == user.id
 
 
 def test_login_stores_nothing_when_the_hash_has_the_current_parameters(
     service: TicketingService,
 ) -> None:
-    user = service.register_user("ann", "ann@example.com", PASSWORD)
+    user = service.accounts.register_user("ann", "ann@example.com", PASSWORD)
     before = topics(service, user.id)
 
-    service.authenticate("ann@example.com", PASSWORD)
+    service.accounts.authenticate("ann@example.com", PASSWORD)
 
     assert topics(service, user.id) == before
 
@@ -76,11 +76,11 @@ def test_login_stores_nothing_when_the_hash_has_the_current_parameters(
 def test_a_wrong_password_rehashes_nothing(
     service: TicketingService, stronger: TicketingService
 ) -> None:
-    user = service.register_user("ann", "ann@example.com", PASSWORD)
+    user = service.accounts.register_user("ann", "ann@example.com", PASSWORD)
     before = topics(service, user.id)
 
     with pytest.raises(InvalidCredentials):
-        stronger.authenticate("ann@example.com", "wrong password")
+        stronger.accounts.authenticate("ann@example.com", "wrong password")
 
     assert topics(stronger, user.id) == before
     assert extract_parameters(stored_hash(stronger, user.id)).memory_cost == int(

@@ -160,7 +160,7 @@ def test_one_email_registered_from_many_processes_at_once(store_url: str) -> Non
     results = [result for share in shares for result in share]
     assert sorted(results) == ["email_taken"] * 19 + ["ok"]
     service = open_service(store_url, **FAST_HASHING)
-    owner = service.authenticate("race@example.com", "password1")
+    owner = service.accounts.authenticate("race@example.com", "password1")
     assert owner.username in usernames
     service.close()
 

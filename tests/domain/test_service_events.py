@@ -215,8 +215,8 @@ def test_an_event_creation_key_reused_after_24_hours_creates_a_new_event(
 def test_the_history_of_an_id_that_names_no_ticketed_event_is_not_found_from_any_version(
     service: TicketingService,
 ) -> None:
-    account = service.register_user("ann", "ann@example.com", "correct horse")
-    service.set_role(account.id, "auditor", True)
+    account = service.accounts.register_user("ann", "ann@example.com", "correct horse")
+    service.accounts.set_role(account.id, "auditor", True)
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
 
     for from_version in (1, 2):

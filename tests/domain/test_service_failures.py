@@ -212,7 +212,7 @@ def test_a_compensation_the_store_refuses_is_logged_for_operators(
     from uuid import UUID
 
     service = with_settings(database_url, COMMAND_MAX_ATTEMPTS="2")
-    ann = service.register_user("ann", "ann@example.com", "password1")
+    ann = service.accounts.register_user("ann", "ann@example.com", "password1")
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=2).id
     calls = {"appends": 0}
 

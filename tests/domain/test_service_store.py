@@ -134,7 +134,7 @@ def test_a_turn_whose_append_is_refused_lets_go_of_the_events_lock(postgres_url:
 def test_a_booking_that_commits_after_its_account_was_deleted_is_given_back(
     service: TicketingService,
 ) -> None:
-    ann = service.register_user("ann", "ann@example.com", "password1")
+    ann = service.accounts.register_user("ann", "ann@example.com", "password1")
     event_id = service.create_event(ORGANIZER, "Gig", total_tickets=1).id
     service.book(event_id, "bob")  # bob holds the seat; ann will join the queue...
     service.book(event_id, "cat")  # ...behind cat
@@ -219,9 +219,9 @@ def test_every_stored_topic_is_a_stable_ticketing_topic(service: TicketingServic
     service.cancel("ann", event_id=event_id)
     service.change_capacity(event_id, ORGANIZER, 2)
     service.close_event(event_id, ORGANIZER)
-    user = service.register_user("ann", "ann@example.com", "password1")
-    service.update_user(user.id, email="ann@example.org", current_password="password1")
-    service.set_role(user.id, "auditor", True)
+    user = service.accounts.register_user("ann", "ann@example.com", "password1")
+    service.accounts.update_user(user.id, email="ann@example.org", current_password="password1")
+    service.accounts.set_role(user.id, "auditor", True)
     service.delete_user(user.id, [])
     service.take_snapshot(UUID(event_id))
 

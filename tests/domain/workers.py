@@ -112,7 +112,9 @@ def register_same_email(
 
     def register(username: str) -> str:
         try:
-            _like_a_client(lambda: service.register_user(username, email, "password1"), busy)
+            _like_a_client(
+                lambda: service.accounts.register_user(username, email, "password1"), busy
+            )
         except DomainError as error:
             return error.code
         return "ok"

@@ -49,7 +49,7 @@ STORE_ERRORS = [
 @pytest.mark.parametrize("error", STORE_ERRORS)
 def test_a_store_error_while_checking_the_token_is_503(api: Api, monkeypatch, error):
     alice = api.user("alice")
-    monkeypatch.setattr(api.components.service, "get_user", _raise(error))
+    monkeypatch.setattr(api.components.service.accounts, "get_user", _raise(error))
     assert_unavailable(api.request("GET", "/api/users/me", alice))
 
 
@@ -99,6 +99,8 @@ def test_store_errors_that_reach_a_client_are_counted(api: Api, monkeypatch):
         return values[0] if values else 0.0
 
     before = answered()
-    monkeypatch.setattr(api.components.service, "get_user", _raise(OperationalError("gone")))
+    monkeypatch.setattr(
+        api.components.service.accounts, "get_user", _raise(OperationalError("gone"))
+    )
     assert_unavailable(api.request("GET", "/api/users/me", alice))
     assert answered() == before + 1

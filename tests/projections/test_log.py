@@ -16,7 +16,7 @@ def test_the_log_decodes_every_stored_event_as_the_service_does(
     store: TicketingService, database_url: str
 ) -> None:
     random_history(store, 300, events=2, seed=13)
-    store.register_user("reader", "reader@example.com", "a long enough password")
+    store.accounts.register_user("reader", "reader@example.com", "a long enough password")
     log = open_log(database_url)
     try:
         head = log.recorder.max_notification_id()
@@ -45,7 +45,7 @@ def test_a_variable_of_the_process_environment_does_not_change_how_the_log_decod
 ) -> None:
     """The service takes the store's settings exactly as given (``construct_env``); a reader
     that merged the process environment in would decode with other settings than it wrote."""
-    store.register_user("reader", "reader@example.com", "a long enough password")
+    store.accounts.register_user("reader", "reader@example.com", "a long enough password")
     monkeypatch.setenv("COMPRESSOR_TOPIC", "zlib")
     log = open_log(database_url)
     try:
