@@ -18,7 +18,7 @@ from flask import Flask, Response, abort, g, request
 
 from api import composition
 from api.errors import ApiError, invalid
-from domain.event import Idempotency
+from domain.entries import Idempotency
 
 log = logging.getLogger("ticketing.requests")
 

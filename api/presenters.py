@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from domain.accounts import UserView
-from domain.event import BookingOutcome, CancelOutcome
+from domain.entries import BookingOutcome, CancelOutcome
 from domain.views import EventView
 from projections.queries import iso
 from projections.replay import view_status_row

@@ -48,6 +48,20 @@ class CapacityBelowBooked(DomainError):
     code = "capacity_below_booked"
 
 
+class OfferNotFound(DomainError):
+    code = "offer_not_found"
+
+
+class OfferExpired(DomainError):
+    code = "offer_expired"
+
+
+class OfferClosed(DomainError):
+    """The offer was already accepted or declined."""
+
+    code = "offer_closed"
+
+
 class NotAllowed(DomainError):
     code = "forbidden"
 

@@ -1,19 +1,26 @@
 """The ticketed ``Event`` aggregate: every booking rule lives here and nowhere else.
 
-Commands (``book``, ``cancel``, ``leave_queue``, ``change_capacity``, ``close``) check the
-rules first and only then trigger domain events, so a refused command never leaves a
-half-applied state. The decorated ``_on_*`` methods are both the state change and the
-replay rule.
+Commands (``book``, ``cancel``, ``change_capacity``, ``close``, ``accept_offer``,
+``decline_offer``, ``settle_due_offers``) check the rules first and only then trigger domain
+events, so a refused command never leaves a half-applied state. The decorated ``_on_*``
+methods are both the state change and the replay rule.
+
+Freed seats pass to the head of the queue in one of two ways, chosen per event: in ``auto``
+mode they become the head's booking at once (``Reassigned``); in ``offer`` mode they are held
+for the head as an offer with a deadline (``OfferMade``) that it accepts, declines or lets
+expire. Time is an input like any other: the deadline is stored in the offer's event, and
+every command settles the offers that are due by the clock events are stamped with before it
+decides, so no rule depends on a timer being on time.
 
 State is kept compact and O(1) for the questions a hot on-sale asks:
 ``holders`` answers "does this user hold an entry", the insertion-ordered ``waitlist``
-dict answers "who is next" and removes any entry without a scan.
+dict answers "who is next" and removes any entry without a scan, and the insertion-ordered
+``offers`` dict is also deadline order (one TTL per event), so the next due offer is first.
 """
 
 from __future__ import annotations
 
 from copy import deepcopy
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -22,6 +29,19 @@ import eventsourcing.domain
 from eventsourcing.domain import Aggregate, Snapshot, event
 from eventsourcing.utils import register_topic
 
+from domain.entries import (
+    BOOKING_PREFIX,
+    OFFER_PREFIX,
+    WAITLIST_PREFIX,
+    AcceptOutcome,
+    BookingOutcome,
+    CancelOutcome,
+    DeclineOutcome,
+    Idempotency,
+    make_entry_id,
+    parse_entry_id,
+    unpack,
+)
 from domain.errors import (
     AlreadyBooked,
     AlreadyCancelled,
@@ -31,56 +51,28 @@ from domain.errors import (
     IdempotencyKeyReused,
     InvalidCommand,
     NotAllowed,
+    OfferClosed,
+    OfferExpired,
+    OfferNotFound,
 )
 
 MAX_TOTAL_TICKETS = 1_000_000
 MAX_TICKETS_PER_USER = 100
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
-BOOKING_PREFIX = "bk"
-WAITLIST_PREFIX = "wl"
+AUTO = "auto"
+OFFER = "offer"
+WAITLIST_MODES = (AUTO, OFFER)
+DEFAULT_OFFER_TTL_SECONDS = 3600
+MIN_OFFER_TTL_SECONDS = 60
+MAX_OFFER_TTL_SECONDS = 604_800
+
+ACCEPTED, DECLINED, EXPIRED = "accepted", "declined", "expired"
 
 
-@dataclass(frozen=True)
-class Idempotency:
-    """A caller-scoped idempotency key and the fingerprint of the request it came with."""
-
-    key: str
-    request_hash: str
-
-
-@dataclass
-class BookingOutcome:
-    booking_id: str | None = None
-    quantity: int = 0
-    waiting_list_id: str | None = None
-    waiting_quantity: int = 0
-    position: int | None = None
-    replayed: bool = False
-
-
-@dataclass
-class CancelOutcome:
-    user_id: str
-    released: int
-    reassigned: list[dict[str, Any]] = field(default_factory=list)
-    replayed: bool = False
-
-
-def make_entry_id(prefix: str, event_id: UUID, sequence: int) -> str:
-    """Booking and waitlist ids name their event so a command can be routed without a lookup."""
-    return f"{prefix}_{event_id.hex}_{sequence}"
-
-
-def parse_entry_id(entry_id: str) -> tuple[str, UUID, int] | None:
-    """Split an entry id into (prefix, event id, sequence); ``None`` when malformed."""
-    parts = entry_id.split("_")
-    if len(parts) != 3 or parts[0] not in (BOOKING_PREFIX, WAITLIST_PREFIX):
-        return None
-    try:
-        return parts[0], UUID(hex=parts[1]), int(parts[2])
-    except ValueError:
-        return None
+def now() -> datetime:
+    """The clock domain events are stamped by (looked up at each call, so tests can set it)."""
+    return eventsourcing.domain.datetime_now_with_tzinfo()
 
 
 class EventSnapshot(Snapshot):
@@ -94,13 +86,16 @@ register_topic(EventSnapshot.TOPIC, EventSnapshot)
 
 
 class Event(Aggregate):
-    """A ticketed event: capacity, confirmed bookings and a strict FIFO waiting list.
+    """A ticketed event: capacity, confirmed bookings, a strict FIFO waiting list and the
+    offers of held seats made to its heads.
 
     Topics are explicit and stable (``ticketing:Event...``): stored events and snapshots
     name these, not the module path, so moving or renaming this module orphans nothing.
     """
 
     TOPIC = "ticketing:Event"
+    # Version 2 added offers: a snapshot of version 1 is upcast to an event in auto mode.
+    class_version = 2
 
     class Created(Aggregate.Created):
         TOPIC = "ticketing:Event.Created"
@@ -117,6 +112,8 @@ class Event(Aggregate):
         organizer_id: str,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        waitlist_mode: str = AUTO,
+        offer_ttl_seconds: int | None = None,
     ) -> None:
         self.name = name
         self.total_tickets = total_tickets
@@ -134,11 +131,41 @@ class Event(Aggregate):
         self.holders: dict[str, list[str | None]] = {}
         # scoped idempotency key -> [request hash, outcome, recorded at (ISO)]
         self.idempotency: dict[str, list[Any]] = {}
+        self._init_offers(waitlist_mode, offer_ttl_seconds)
         if idempotency_key:
             self._remember(idempotency_key, request_hash, {"created": True})
 
+    def _init_offers(self, waitlist_mode: str, offer_ttl_seconds: int | None) -> None:
+        self.waitlist_mode = waitlist_mode
+        self.offer_ttl_seconds = offer_ttl_seconds
+        self.held = 0
+        # open offer id -> [user id, waiting list id, quantity, expires at (ISO)]; dict order
+        # is the order offers were made, which is deadline order.
+        self.offers: dict[str, list[Any]] = {}
+        # waiting list id -> its open offer's id: an entry has at most one open offer.
+        self.offered_entries: dict[str, str] = {}
+        # settled offer id -> accepted / declined / expired, to answer a late call exactly.
+        self.offer_outcomes: dict[str, str] = {}
+
     @staticmethod
-    def validate_new(name: str, total_tickets: int, max_tickets_per_user: int) -> None:
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state.update(
+            waitlist_mode=AUTO,
+            offer_ttl_seconds=None,
+            held=0,
+            offers={},
+            offered_entries={},
+            offer_outcomes={},
+        )
+
+    @staticmethod
+    def validate_new(
+        name: str,
+        total_tickets: int,
+        max_tickets_per_user: int,
+        waitlist_mode: str = AUTO,
+        offer_ttl_seconds: int | None = None,
+    ) -> None:
         if not name or not name.strip() or len(name) > 255:
             raise InvalidCommand("Event name must be 1-255 characters.", field="name")
         if not 1 <= total_tickets <= MAX_TOTAL_TICKETS:
@@ -150,15 +177,39 @@ class Event(Aggregate):
                 "maxTicketsPerUser must be between 1 and min(100, totalTickets).",
                 field="maxTicketsPerUser",
             )
+        if waitlist_mode not in WAITLIST_MODES:
+            raise InvalidCommand("waitlistMode must be auto or offer.", field="waitlistMode")
+        if offer_ttl_seconds is not None and waitlist_mode != OFFER:
+            raise InvalidCommand(
+                "offerTtlSeconds applies only with waitlistMode offer.", field="offerTtlSeconds"
+            )
+        if offer_ttl_seconds is not None and not (
+            MIN_OFFER_TTL_SECONDS <= offer_ttl_seconds <= MAX_OFFER_TTL_SECONDS
+        ):
+            raise InvalidCommand(
+                f"offerTtlSeconds must be between {MIN_OFFER_TTL_SECONDS} and "
+                f"{MAX_OFFER_TTL_SECONDS}.",
+                field="offerTtlSeconds",
+            )
 
     # ----------------------------------------------------------------- queries
     @property
     def available(self) -> int:
-        return self.total_tickets - self.booked
+        """Seats nobody holds: neither booked nor held for an open offer."""
+        return self.total_tickets - self.booked - self.held
 
     def holding_of(self, user_id: str) -> tuple[str | None, str | None]:
         booking_id, waiting_list_id = self.holders.get(user_id, (None, None))
         return booking_id, waiting_list_id
+
+    def offer_of(self, user_id: str) -> tuple[str, int, str] | None:
+        """The user's open offer as (offer id, quantity, expires at ISO), if any."""
+        waiting_list_id = self.holding_of(user_id)[1]
+        offer_id = self.offered_entries.get(waiting_list_id) if waiting_list_id else None
+        if offer_id is None:
+            return None
+        _, _, quantity, expires_at = self.offers[offer_id]
+        return offer_id, quantity, expires_at
 
     def position_of(self, waiting_list_id: str) -> int | None:
         """Current 1-based place in the queue. O(n): only for answers, never on a hot path."""
@@ -190,13 +241,13 @@ class Event(Aggregate):
     @staticmethod
     def key_expired(recorded: list[Any]) -> bool:
         """Keys are kept 24 hours: an older record no longer answers for its key."""
-        now = eventsourcing.domain.datetime_now_with_tzinfo()  # the clock events are stamped by
-        return now - datetime.fromisoformat(recorded[2]) > IDEMPOTENCY_TTL
+        return now() - datetime.fromisoformat(recorded[2]) > IDEMPOTENCY_TTL
 
     # ---------------------------------------------------------------- commands
     def book(
         self, user_id: str, quantity: int, idempotency: Idempotency | None = None
     ) -> BookingOutcome:
+        self.settle_due_offers()
         recorded = self.replay(idempotency)
         if recorded is not None:
             return BookingOutcome(**recorded, replayed=True)
@@ -208,7 +259,7 @@ class Event(Aggregate):
             )
         if user_id in self.holders:
             raise AlreadyBooked("You already hold a booking or waitlist entry for this event.")
-        key, request_hash = _unpack(idempotency)
+        key, request_hash = unpack(idempotency)
         outcome = BookingOutcome()
         seats = min(quantity, self.available)
         if seats:
@@ -251,7 +302,9 @@ class Event(Aggregate):
         remainder is dropped (they are giving seats back, not waiting for more); the
         freed seats then pass to the head of the queue in the same append.
         By waitlist id: only the queue entry is left; booked seats are kept.
+        A queue entry that leaves with an open offer declines it first.
         """
+        self.settle_due_offers()
         recorded = self.replay(idempotency)
         if recorded is not None:
             return CancelOutcome(**recorded, replayed=True)
@@ -261,20 +314,24 @@ class Event(Aggregate):
         held_booking, held_waiting = self.holders[holder]
         released_booking = held_booking if drop_booking else None
         released = self.bookings[released_booking][1] if released_booking else 0
-        dropped = self.waitlist[held_waiting][1] if held_waiting else 0
-        key, request_hash = _unpack(idempotency)
-        self._on_cancelled(
-            user_id=holder,
-            booking_id=released_booking,
-            quantity=released,
-            waiting_list_id=held_waiting,
-            waiting_quantity=dropped,
-            cancelled_by=actor_id,
-            idempotency_key=key,
-            request_hash=request_hash,
-        )
+        key, request_hash = unpack(idempotency)
+        if held_waiting in self.offered_entries:
+            self._decline(self.offered_entries[held_waiting], actor_id, key, request_hash)
+            held_waiting = None
+        if released_booking or held_waiting:
+            dropped = self.waitlist[held_waiting][1] if held_waiting else 0
+            self._on_cancelled(
+                user_id=holder,
+                booking_id=released_booking,
+                quantity=released,
+                waiting_list_id=held_waiting,
+                waiting_quantity=dropped,
+                cancelled_by=actor_id,
+                idempotency_key=key,
+                request_hash=request_hash,
+            )
         outcome = CancelOutcome(user_id=holder, released=released)
-        outcome.reassigned = self._promote(key, request_hash)
+        outcome.reassigned, outcome.offered = self._hand_on_free_seats(key, request_hash)
         return outcome
 
     def change_capacity(
@@ -284,22 +341,26 @@ class Event(Aggregate):
         *,
         actor_is_admin: bool = False,
         idempotency: Idempotency | None = None,
-    ) -> list[dict[str, Any]]:
-        """Raise or lower capacity; a raise hands the new seats to the queue, FIFO."""
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Raise or lower capacity; a raise hands the new seats to the queue, FIFO.
+        Returns the seats reassigned and the offers made."""
+        self.settle_due_offers()
         recorded = self.replay(idempotency)
         if recorded is not None:
-            return recorded["reassigned"]
+            return recorded.get("reassigned", []), recorded.get("offered", [])
         self._require_manager(actor_id, actor_is_admin)
         if not 1 <= total_tickets <= MAX_TOTAL_TICKETS:
             raise InvalidCommand(
                 f"totalTickets must be between 1 and {MAX_TOTAL_TICKETS}.", field="totalTickets"
             )
-        if total_tickets < self.booked:
+        if total_tickets < self.booked + self.held:
             raise CapacityBelowBooked(
-                f"{self.booked} tickets are booked; capacity cannot go below that.",
+                f"{self.booked} tickets are booked and {self.held} held for offers; "
+                "capacity cannot go below that.",
                 bookedTickets=self.booked,
+                heldTickets=self.held,
             )
-        key, request_hash = _unpack(idempotency)
+        key, request_hash = unpack(idempotency)
         self._on_capacity_changed(
             previous_total=self.total_tickets,
             total_tickets=total_tickets,
@@ -307,18 +368,89 @@ class Event(Aggregate):
             idempotency_key=key,
             request_hash=request_hash,
         )
-        return self._promote(key, request_hash)
+        return self._hand_on_free_seats(key, request_hash)
 
     def close(
         self, actor_id: str, *, actor_is_admin: bool = False, idempotency: Idempotency | None = None
     ) -> None:
+        """Close to new bookings and queue entries; open offers stay open until they expire."""
+        self.settle_due_offers()
         if self.replay(idempotency) is not None:
             return
         self._require_manager(actor_id, actor_is_admin)
         if self.closed:
             raise EventClosed("The event is already closed.")
-        key, request_hash = _unpack(idempotency)
+        key, request_hash = unpack(idempotency)
         self._on_closed(closed_by=actor_id, idempotency_key=key, request_hash=request_hash)
+
+    def accept_offer(
+        self, actor_id: str, offer_id: str, idempotency: Idempotency | None = None
+    ) -> AcceptOutcome:
+        """The held seats join the holder's booking (a new one, or the partial holder's)."""
+        self.settle_due_offers()
+        recorded = self.replay(idempotency)
+        if recorded is not None:
+            return AcceptOutcome(**recorded, replayed=True)
+        user_id, waiting_list_id, quantity, _ = self._open_offer(offer_id, actor_id)
+        key, request_hash = unpack(idempotency)
+        booking_id = self.holders[user_id][0] or make_entry_id(
+            BOOKING_PREFIX, self.id, self.sequence + 1
+        )
+        self._on_offer_accepted(
+            offer_id=offer_id,
+            user_id=user_id,
+            waiting_list_id=waiting_list_id,
+            booking_id=booking_id,
+            quantity=quantity,
+            remaining=self.waitlist[waiting_list_id][1] - quantity,
+            idempotency_key=key,
+            request_hash=request_hash,
+        )
+        return AcceptOutcome(
+            booking_id=booking_id, user_id=user_id, quantity=self.bookings[booking_id][1]
+        )
+
+    def decline_offer(
+        self, actor_id: str, offer_id: str, idempotency: Idempotency | None = None
+    ) -> DeclineOutcome:
+        """The entry leaves the queue; its seats are offered to the next heads."""
+        self.settle_due_offers()
+        recorded = self.replay(idempotency)
+        if recorded is not None:
+            return DeclineOutcome(offered=recorded.get("offered", []), replayed=True)
+        self._open_offer(offer_id, actor_id)
+        key, request_hash = unpack(idempotency)
+        self._decline(offer_id, actor_id, key, request_hash)
+        return DeclineOutcome(offered=self._hand_on_free_seats(key, request_hash)[1])
+
+    def settle_due_offers(self) -> list[str]:
+        """Expire every open offer whose deadline has passed, then offer its seats on.
+
+        Every command calls this first; the deadline follower calls it alone. Returns the
+        ids of the offers it expired (none when nothing is due, so it is safe to repeat).
+        """
+        if not self.offers:
+            return []
+        moment = now()
+        expired = []
+        while self.offers:
+            offer_id, (user_id, waiting_list_id, quantity, expires_at) = next(
+                iter(self.offers.items())
+            )
+            if datetime.fromisoformat(expires_at) > moment:
+                break
+            self._on_offer_expired(
+                offer_id=offer_id,
+                user_id=user_id,
+                waiting_list_id=waiting_list_id,
+                quantity=quantity,
+                waiting_quantity=self.waitlist[waiting_list_id][1],
+                expires_at=expires_at,
+            )
+            expired.append(offer_id)
+        if expired:
+            self._hand_on_free_seats(None, None)
+        return expired
 
     # ----------------------------------------------------------------- helpers
     def _require_manager(self, actor_id: str, actor_is_admin: bool) -> None:
@@ -349,7 +481,44 @@ class Event(Aggregate):
             raise AlreadyCancelled("This booking or waitlist entry is no longer active.")
         raise BookingNotFound("No such booking or waitlist entry.")
 
-    def _promote(self, key: str | None, request_hash: str | None) -> list[dict[str, Any]]:
+    def _open_offer(self, offer_id: str, actor_id: str) -> list[Any]:
+        """The open offer ``offer_id`` of ``actor_id``, or the refusal that says why not."""
+        offer = self.offers.get(offer_id)
+        if offer is None:
+            outcome = self.offer_outcomes.get(offer_id)
+            if outcome == EXPIRED:
+                raise OfferExpired("This offer has expired.")
+            if outcome is not None:
+                raise OfferClosed(f"This offer was already {outcome}.")
+            raise OfferNotFound("No such offer.")
+        if offer[0] != actor_id:
+            raise NotAllowed("Only the person an offer was made to may answer it.")
+        return offer
+
+    def _decline(
+        self, offer_id: str, actor_id: str, key: str | None, request_hash: str | None
+    ) -> None:
+        user_id, waiting_list_id, quantity, _ = self.offers[offer_id]
+        self._on_offer_declined(
+            offer_id=offer_id,
+            user_id=user_id,
+            waiting_list_id=waiting_list_id,
+            quantity=quantity,
+            waiting_quantity=self.waitlist[waiting_list_id][1],
+            declined_by=actor_id,
+            idempotency_key=key,
+            request_hash=request_hash,
+        )
+
+    def _hand_on_free_seats(
+        self, key: str | None, request_hash: str | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Pass free seats to the queue's heads: (seats reassigned, offers made)."""
+        if self.waitlist_mode == OFFER:
+            return [], self._make_offers(key, request_hash)
+        return self._reassign(key, request_hash), []
+
+    def _reassign(self, key: str | None, request_hash: str | None) -> list[dict[str, Any]]:
         """Hand free seats to the head of the queue until seats or queue run out."""
         reassigned: list[dict[str, Any]] = []
         while self.available > 0 and self.waitlist:
@@ -370,6 +539,36 @@ class Event(Aggregate):
             reassigned.append({"userId": user_id, "bookingId": booking_id, "quantity": seats})
         return reassigned
 
+    def _make_offers(self, key: str | None, request_hash: str | None) -> list[dict[str, Any]]:
+        """Offer free seats to the queue's heads in order, skipping entries with an open
+        offer (one open offer per entry), until seats or queue run out."""
+        offered: list[dict[str, Any]] = []
+        if self.available <= 0 or len(self.offered_entries) >= len(self.waitlist):
+            return offered
+        expires_at = (now() + timedelta(seconds=self._offer_ttl)).isoformat()
+        for waiting_list_id, (user_id, wanted) in self.waitlist.items():  # offers leave it be
+            if self.available <= 0:
+                break
+            if waiting_list_id in self.offered_entries:
+                continue
+            offer_id = make_entry_id(OFFER_PREFIX, self.id, self.sequence + 1)
+            quantity = min(wanted, self.available)
+            self._on_offer_made(
+                offer_id=offer_id,
+                user_id=user_id,
+                waiting_list_id=waiting_list_id,
+                quantity=quantity,
+                expires_at=expires_at,
+                idempotency_key=key,
+                request_hash=request_hash,
+            )
+            offered.append({"userId": user_id, "offerId": offer_id, "quantity": quantity})
+        return offered
+
+    @property
+    def _offer_ttl(self) -> int:
+        return self.offer_ttl_seconds or DEFAULT_OFFER_TTL_SECONDS
+
     def _remember(
         self,
         key: str,
@@ -382,18 +581,39 @@ class Event(Aggregate):
         ``at`` is the time of the domain event being applied. (``modified_on`` still holds
         the previous event's time then, which made a key used after a quiet spell look old.)
         """
-        now = at or self.modified_on
+        moment = at or self.modified_on
         while self.idempotency:
             oldest_key, oldest = next(iter(self.idempotency.items()))
-            if now - datetime.fromisoformat(oldest[2]) <= IDEMPOTENCY_TTL:
+            if moment - datetime.fromisoformat(oldest[2]) <= IDEMPOTENCY_TTL:
                 break
             del self.idempotency[oldest_key]
-        self.idempotency[key] = [request_hash, outcome, now.isoformat()]
+        self.idempotency[key] = [request_hash, outcome, moment.isoformat()]
+
+    def _record_handed_on(self, key: str | None, field_name: str, item: dict[str, Any]) -> None:
+        """Add seats handed on to the outcome recorded under the command's key."""
+        if key and key in self.idempotency:
+            self.idempotency[key][1].setdefault(field_name, []).append(item)
 
     def _next_sequence(self, entry_id: str) -> None:
         parsed = parse_entry_id(entry_id)
         if parsed and parsed[2] > self.sequence:
             self.sequence = parsed[2]
+
+    def _leave_queue(self, user_id: str, waiting_list_id: str, wanted: int) -> None:
+        del self.waitlist[waiting_list_id]
+        self.waiting_seats -= wanted
+        holding = self.holders[user_id]
+        holding[1] = None
+        if holding == [None, None]:
+            del self.holders[user_id]
+
+    def _close_offer(self, offer_id: str, outcome: str) -> int:
+        """Settle an open offer; returns its quantity, no longer held."""
+        _, waiting_list_id, quantity, _ = self.offers.pop(offer_id)
+        del self.offered_entries[waiting_list_id]
+        self.held -= quantity
+        self.offer_outcomes[offer_id] = outcome
+        return quantity
 
     # ------------------------------------------------- domain events (replay rules)
     @event("TicketBooked", topic="ticketing:Event.TicketBooked")
@@ -467,10 +687,12 @@ class Event(Aggregate):
         if holding == [None, None]:
             del self.holders[user_id]
         if idempotency_key:
+            recorded = self.idempotency.get(idempotency_key)
+            offered = recorded[1].get("offered", []) if recorded else []
             self._remember(
                 idempotency_key,
                 request_hash,
-                {"user_id": user_id, "released": quantity, "reassigned": []},
+                {"user_id": user_id, "released": quantity, "reassigned": [], "offered": offered},
                 timestamp,
             )
 
@@ -497,10 +719,11 @@ class Event(Aggregate):
         else:
             del self.waitlist[waiting_list_id]
             holding[1] = None
-        if idempotency_key and idempotency_key in self.idempotency:
-            self.idempotency[idempotency_key][1].setdefault("reassigned", []).append(
-                {"userId": user_id, "bookingId": booking_id, "quantity": quantity}
-            )
+        self._record_handed_on(
+            idempotency_key,
+            "reassigned",
+            {"userId": user_id, "bookingId": booking_id, "quantity": quantity},
+        )
 
     @event("CapacityChanged", topic="ticketing:Event.CapacityChanged")
     def _on_capacity_changed(
@@ -528,8 +751,91 @@ class Event(Aggregate):
         if idempotency_key:
             self._remember(idempotency_key, request_hash, {"closed": True}, timestamp)
 
+    @event("OfferMade", topic="ticketing:Event.OfferMade")
+    def _on_offer_made(
+        self,
+        offer_id: str,
+        user_id: str,
+        waiting_list_id: str,
+        quantity: int,
+        expires_at: str,
+        idempotency_key: str | None,
+        request_hash: str | None,
+    ) -> None:
+        self._next_sequence(offer_id)
+        self.offers[offer_id] = [user_id, waiting_list_id, quantity, expires_at]
+        self.offered_entries[waiting_list_id] = offer_id
+        self.held += quantity
+        self._record_handed_on(
+            idempotency_key,
+            "offered",
+            {"userId": user_id, "offerId": offer_id, "quantity": quantity},
+        )
 
-def _unpack(idempotency: Idempotency | None) -> tuple[str | None, str | None]:
-    if idempotency is None:
-        return None, None
-    return idempotency.key, idempotency.request_hash
+    @event("OfferAccepted", topic="ticketing:Event.OfferAccepted")
+    def _on_offer_accepted(
+        self,
+        offer_id: str,
+        user_id: str,
+        waiting_list_id: str,
+        booking_id: str,
+        quantity: int,
+        remaining: int,
+        idempotency_key: str | None,
+        request_hash: str | None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        self._next_sequence(booking_id)
+        self._close_offer(offer_id, ACCEPTED)
+        entry = self.bookings.setdefault(booking_id, [user_id, 0])
+        entry[1] += quantity
+        self.booked += quantity
+        self.holders[user_id][0] = booking_id
+        if remaining:
+            self.waitlist[waiting_list_id][1] = remaining
+            self.waiting_seats -= quantity
+        else:
+            self._leave_queue(user_id, waiting_list_id, quantity)
+        if idempotency_key:
+            self._remember(
+                idempotency_key,
+                request_hash,
+                {"booking_id": booking_id, "user_id": user_id, "quantity": entry[1]},
+                timestamp,
+            )
+
+    @event("OfferDeclined", topic="ticketing:Event.OfferDeclined")
+    def _on_offer_declined(
+        self,
+        offer_id: str,
+        user_id: str,
+        waiting_list_id: str,
+        quantity: int,
+        waiting_quantity: int,
+        declined_by: str,
+        idempotency_key: str | None,
+        request_hash: str | None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        self._close_offer(offer_id, DECLINED)
+        self._leave_queue(user_id, waiting_list_id, waiting_quantity)
+        if idempotency_key:
+            self._remember(
+                idempotency_key,
+                request_hash,
+                {"user_id": user_id, "released": 0, "reassigned": [], "offered": []},
+                timestamp,
+            )
+
+    @event("OfferExpired", topic="ticketing:Event.OfferExpired")
+    def _on_offer_expired(
+        self,
+        offer_id: str,
+        user_id: str,
+        waiting_list_id: str,
+        quantity: int,
+        waiting_quantity: int,
+        expires_at: str,
+    ) -> None:
+        self._close_offer(offer_id, EXPIRED)
+        self._leave_queue(user_id, waiting_list_id, waiting_quantity)

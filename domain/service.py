@@ -22,19 +22,23 @@ from domain.accounts import Accounts
 from domain.batches import EventBatches, log_appended
 from domain.closed_accounts import ClosedAccounts
 from domain.credentials import CredentialVersions
+from domain.entries import (
+    OFFER_PREFIX,
+    AcceptOutcome,
+    BookingOutcome,
+    CancelOutcome,
+    DeclineOutcome,
+    Idempotency,
+    parse_entry_id,
+)
 from domain.errors import (
     BookingNotFound,
     EventNotFound,
     InvalidCommand,
+    OfferNotFound,
     ServiceBusy,
 )
-from domain.event import (
-    BookingOutcome,
-    CancelOutcome,
-    Event,
-    Idempotency,
-    parse_entry_id,
-)
+from domain.event import AUTO, Event
 from domain.lanes import Lanes
 from domain.passwords import Passwords
 from domain.ports import Turns
@@ -113,8 +117,13 @@ class TicketingService(Application[UUID]):
         total_tickets: int,
         max_tickets_per_user: int = 1,
         idempotency: Idempotency | None = None,
+        *,
+        waitlist_mode: str = AUTO,
+        offer_ttl_seconds: int | None = None,
     ) -> EventView:
-        Event.validate_new(name, total_tickets, max_tickets_per_user)
+        Event.validate_new(
+            name, total_tickets, max_tickets_per_user, waitlist_mode, offer_ttl_seconds
+        )
         event_id = uuid4()
         if idempotency is not None:
             # A retried create maps onto the same id, so the store itself refuses a twin. A key
@@ -135,6 +144,8 @@ class TicketingService(Application[UUID]):
             organizer_id=organizer_id,
             idempotency_key=idempotency.key if idempotency else None,
             request_hash=idempotency.request_hash if idempotency else None,
+            waitlist_mode=waitlist_mode,
+            offer_ttl_seconds=offer_ttl_seconds,
         )
         try:
             self._save_and_announce(event)
@@ -226,6 +237,35 @@ class TicketingService(Application[UUID]):
 
         return self._execute_and_view(self._event_uuid(event_id), decide)
 
+    def accept_offer(
+        self, offer_id: str, actor_id: str, idempotency: Idempotency | None = None
+    ) -> tuple[str, AcceptOutcome]:
+        """Accept an open offer: its held seats join the actor's booking."""
+        target = self._offer_event(offer_id)
+        outcome = self._execute(
+            target,
+            lambda event: event.accept_offer(actor_id, offer_id, idempotency),
+            missing=_offer_not_found,
+        )
+        return str(target), outcome
+
+    def decline_offer(
+        self, offer_id: str, actor_id: str, idempotency: Idempotency | None = None
+    ) -> tuple[str, DeclineOutcome]:
+        """Decline an open offer: the entry leaves the queue, its seats go to the next heads."""
+        target = self._offer_event(offer_id)
+        outcome = self._execute(
+            target,
+            lambda event: event.decline_offer(actor_id, offer_id, idempotency),
+            missing=_offer_not_found,
+        )
+        return str(target), outcome
+
+    def settle_due_offers(self, event_id: str) -> list[str]:
+        """Expire the event's offers that are due; the ids of those expired (the deadline
+        follower's command, safe to repeat: an offer expires once)."""
+        return self._execute(self._event_uuid(event_id), Event.settle_due_offers)
+
     def get_event(self, event_id: str, version: int | None = None) -> Event:
         """The aggregate rebuilt from the store (at ``version``, or the latest)."""
         uuid = self._event_uuid(event_id)
@@ -306,6 +346,13 @@ class TicketingService(Application[UUID]):
         return event if isinstance(event, Event) else None
 
     @staticmethod
+    def _offer_event(offer_id: str) -> UUID:
+        parsed = parse_entry_id(offer_id)
+        if parsed is None or parsed[0] != OFFER_PREFIX:
+            raise OfferNotFound("No such offer.")
+        return parsed[1]
+
+    @staticmethod
     def _event_uuid(event_id: str) -> UUID:
         try:
             return UUID(str(event_id))
@@ -315,3 +362,7 @@ class TicketingService(Application[UUID]):
 
 def _booking_not_found() -> Exception:
     return BookingNotFound("No such booking or waitlist entry.")
+
+
+def _offer_not_found() -> Exception:
+    return OfferNotFound("No such offer.")

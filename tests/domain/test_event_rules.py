@@ -16,7 +16,7 @@ from domain.errors import (
     InvalidCommand,
     NotAllowed,
 )
-from domain.event import Idempotency, parse_entry_id
+from domain.entries import Idempotency, parse_entry_id
 from tests.domain.support import ORGANIZER, bookings, new_event, payload, pending_types, queue
 
 # ------------------------------------------------------------------ capacity and holdings
@@ -279,9 +279,10 @@ def test_capacity_raise_promotes_the_waiting_list_fifo() -> None:
     event.book("dan", 1)
     pending_types(event)
 
-    reassigned = event.change_capacity(ORGANIZER, 4)
+    reassigned, offered = event.change_capacity(ORGANIZER, 4)
 
     assert [(r["userId"], r["quantity"]) for r in reassigned] == [("bob", 2), ("cat", 1)]
+    assert offered == []
     assert queue(event) == [("dan", 1)] and event.available == 0
     assert pending_types(event) == ["CapacityChanged", "Reassigned", "Reassigned"]
 
@@ -294,7 +295,7 @@ def test_capacity_may_be_lowered_to_the_booked_seats_but_not_below() -> None:
     with pytest.raises(CapacityBelowBooked) as refused:
         event.change_capacity(ORGANIZER, 2)
 
-    assert refused.value.details == {"bookedTickets": 3}
+    assert refused.value.details == {"bookedTickets": 3, "heldTickets": 0}
     assert event.total_tickets == 5 and pending_types(event) == []
     event.change_capacity(ORGANIZER, 3)
     assert event.total_tickets == 3 and event.available == 0
@@ -331,7 +332,7 @@ def test_closed_event_still_processes_cancellations_and_promotions() -> None:
     outcome = event.cancel("ann", booking_id=ann.booking_id)
 
     assert [r["userId"] for r in outcome.reassigned] == ["bob"]
-    assert event.change_capacity(ORGANIZER, 2) == []
+    assert event.change_capacity(ORGANIZER, 2) == ([], [])
     assert event.closed and bookings(event) == {"bob": 1}
 
 
@@ -498,9 +499,9 @@ def test_repeated_close_and_capacity_change_with_the_same_key_change_nothing() -
     assert event.change_capacity(ORGANIZER, 2, idempotency=raise_key) == first_raise
     event.close(ORGANIZER, idempotency=close_key)
 
-    assert first_raise == [
-        {"userId": "bob", "bookingId": first_raise[0]["bookingId"], "quantity": 1}
-    ]
+    reassigned, offered = first_raise
+    assert reassigned == [{"userId": "bob", "bookingId": reassigned[0]["bookingId"], "quantity": 1}]
+    assert offered == []
     assert pending_types(event) == []
 
 
@@ -565,7 +566,7 @@ def test_a_replayed_outcome_is_a_copy_that_cannot_alter_the_record() -> None:
     tampered = event.cancel("ann", booking_id=ann.booking_id, idempotency=key)
     tampered.reassigned.append({"userId": "mallory", "bookingId": "x", "quantity": 9})
     raised = event.change_capacity(ORGANIZER, 3, idempotency=Idempotency("o:1", "h"))
-    event.change_capacity(ORGANIZER, 3, idempotency=Idempotency("o:1", "h")).append({})
+    event.change_capacity(ORGANIZER, 3, idempotency=Idempotency("o:1", "h"))[0].append({})
 
     again = event.cancel("ann", booking_id=ann.booking_id, idempotency=key)
     assert again.reassigned == first.reassigned

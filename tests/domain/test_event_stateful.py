@@ -28,7 +28,8 @@ from domain.errors import (
     InvalidCommand,
     NotAllowed,
 )
-from domain.event import Event, Idempotency
+from domain.entries import Idempotency
+from domain.event import Event
 from tests.domain.support import ORGANIZER, bookings, queue
 
 USERS = [f"user{n}" for n in range(8)]

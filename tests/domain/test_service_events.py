@@ -15,7 +15,8 @@ from domain.errors import (
     InvalidCommand,
     NotAllowed,
 )
-from domain.event import Event, Idempotency
+from domain.entries import Idempotency
+from domain.event import Event
 from domain.service import TicketingService
 from tests.domain.support import ORGANIZER, bookings, queue
 

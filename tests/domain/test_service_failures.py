@@ -11,7 +11,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 
 from adapters import open_service
 from domain.errors import ServiceBusy, UserNotFound
-from domain.event import Idempotency
+from domain.entries import Idempotency
 from domain.ports import Turn
 from domain.service import TicketingService
 from tests.conftest import FAST_HASHING

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from adapters import open_service
 from domain.errors import DomainError, ServiceBusy
-from domain.event import Idempotency
+from domain.entries import Idempotency
 from domain.service import TicketingService
 
 FAST_HASHING = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024"}
