@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.entries import Idempotency, parse_entry_id
 from domain.errors import (
     AlreadyBooked,
     AlreadyCancelled,
@@ -16,7 +17,6 @@ from domain.errors import (
     InvalidCommand,
     NotAllowed,
 )
-from domain.entries import Idempotency, parse_entry_id
 from tests.domain.support import ORGANIZER, bookings, new_event, payload, pending_types, queue
 
 # ------------------------------------------------------------------ capacity and holdings

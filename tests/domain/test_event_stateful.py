@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from domain.entries import Idempotency
 from domain.errors import (
     AlreadyBooked,
     AlreadyCancelled,
@@ -28,7 +29,6 @@ from domain.errors import (
     InvalidCommand,
     NotAllowed,
 )
-from domain.entries import Idempotency
 from domain.event import Event
 from tests.domain.support import ORGANIZER, bookings, queue
 

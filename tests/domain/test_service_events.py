@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from domain.entries import Idempotency
 from domain.errors import (
     AlreadyBooked,
     AlreadyCancelled,
@@ -15,7 +16,6 @@ from domain.errors import (
     InvalidCommand,
     NotAllowed,
 )
-from domain.entries import Idempotency
 from domain.event import Event
 from domain.service import TicketingService
 from tests.domain.support import ORGANIZER, bookings, queue

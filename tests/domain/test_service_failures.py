@@ -10,8 +10,8 @@ import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from adapters import open_service
-from domain.errors import ServiceBusy, UserNotFound
 from domain.entries import Idempotency
+from domain.errors import ServiceBusy, UserNotFound
 from domain.ports import Turn
 from domain.service import TicketingService
 from tests.conftest import FAST_HASHING

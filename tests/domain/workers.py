@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from adapters import open_service
-from domain.errors import DomainError, ServiceBusy
 from domain.entries import Idempotency
+from domain.errors import DomainError, ServiceBusy
 from domain.service import TicketingService
 
 FAST_HASHING = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024"}
