@@ -23,7 +23,7 @@ from projections.tables import READ_MODELS, Column, Table
 REBUILD_SUFFIX = "_rebuild"
 
 
-def _create_statement(table: Table, postgres: bool, suffix: str = "") -> str:
+def create_statement(table: Table, postgres: bool, suffix: str = "") -> str:
     lines = [_column_definition(table, column, postgres) for column in table.columns]
     if len(table.primary_key) > 1:
         lines.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
@@ -39,15 +39,15 @@ def _column_definition(table: Table, column: Column, postgres: bool) -> str:
 
 
 def table_statements(postgres: bool, suffix: str = "") -> list[str]:
-    return [_create_statement(table, postgres, suffix) for table in READ_MODELS]
+    return [create_statement(table, postgres, suffix) for table in READ_MODELS]
 
 
-def index_statements(suffix: str = "") -> list[str]:
+def index_statements(suffix: str = "", tables: tuple[Table, ...] = READ_MODELS) -> list[str]:
     """The indexes of the ``suffix`` tables, each named after its live index plus ``suffix``."""
     return [
         f"CREATE INDEX IF NOT EXISTS {index.name}{suffix} "
         f"ON {table.name}{suffix} ({', '.join(index.columns)})"
-        for table in READ_MODELS
+        for table in tables
         for index in table.indexes
     ]
 
