@@ -10,6 +10,8 @@ A stored hash made with other parameters is rehashed at the account's next login
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -28,9 +30,13 @@ class Passwords:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism
         )
-        # Verified against when the account does not exist, so that a login for an unknown
-        # email costs as much time as one with a wrong password.
-        self._dummy_hash = self._hasher.hash("not-a-password")
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        """Verified against when the account does not exist, so that a login for an unknown
+        email costs as much time as one with a wrong password. Made on first use: a process
+        that logs nobody in (the deadline follower) hashes nothing."""
+        return self._hasher.hash("not-a-password")
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
