@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.event import Event
+from domain.event import DEFAULT_OFFER_TTL_SECONDS, OFFER, Event
+
+
+def effective_offer_ttl(waitlist_mode: str, offer_ttl_seconds: int | None) -> int | None:
+    """How long an event's offers stay open: None in auto mode (it makes none)."""
+    if waitlist_mode != OFFER:
+        return None
+    return offer_ttl_seconds or DEFAULT_OFFER_TTL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,9 @@ class EventView:
     closed: bool
     created_at: datetime
     version: int
+    held_tickets: int
+    waitlist_mode: str
+    offer_ttl_seconds: int | None
 
     @classmethod
     def of(cls, event: Event) -> EventView:
@@ -44,4 +54,7 @@ class EventView:
             closed=event.closed,
             created_at=event.created_on,
             version=event.version,
+            held_tickets=event.held,
+            waitlist_mode=event.waitlist_mode,
+            offer_ttl_seconds=effective_offer_ttl(event.waitlist_mode, event.offer_ttl_seconds),
         )

@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from domain.views import effective_offer_ttl
 from projections.tables import (
     BOOKINGS,
     EVENT_STATUS,
+    OFFERS,
     READ_MODELS,
     USER_HOLDINGS,
     WAITING_LIST,
@@ -30,6 +32,10 @@ EVENT_TYPES = (
     "Reassigned",
     "CapacityChanged",
     "EventClosed",
+    "OfferMade",
+    "OfferAccepted",
+    "OfferDeclined",
+    "OfferExpired",
 )
 
 
@@ -93,6 +99,8 @@ def referenced_keys(domain_event: Any) -> dict[Table, list[Key]]:
         keys[BOOKINGS] = [domain_event.booking_id]
     if getattr(domain_event, "waiting_list_id", None):
         keys[WAITING_LIST] = [domain_event.waiting_list_id]
+    if getattr(domain_event, "offer_id", None):
+        keys[OFFERS] = [domain_event.offer_id]
     return keys
 
 
@@ -116,6 +124,8 @@ def apply(rows: Rows, domain_event: Any) -> None:
 
 
 def _initialize(rows: Rows, event_id: str, e: Any, at: datetime) -> None:
+    # Events stored before offers existed have no mode: they are in auto mode.
+    mode = getattr(e, "waitlist_mode", "auto")
     rows.create(
         EVENT_STATUS,
         event_id=event_id,
@@ -131,6 +141,9 @@ def _initialize(rows: Rows, event_id: str, e: Any, at: datetime) -> None:
         version=e.originator_version,
         created_at=at,
         updated_at=at,
+        held_tickets=0,
+        waitlist_mode=mode,
+        offer_ttl_seconds=effective_offer_ttl(mode, getattr(e, "offer_ttl_seconds", None)),
     )
 
 
@@ -157,6 +170,8 @@ def _holding(rows: Rows, user_id: str, event_id: str, at: datetime) -> Row:
 def _settle_holding_status(holding: Row) -> None:
     if holding["booking_id"]:
         holding["status"] = "confirmed"
+    elif holding["offer_id"]:
+        holding["status"] = "offered"
     elif holding["waiting_list_id"]:
         holding["status"] = "waitlisted"
     else:
@@ -225,9 +240,16 @@ def _cancelled(rows: Rows, status: Row, e: Any, at: datetime) -> None:
 
 
 def _reassigned(rows: Rows, status: Row, e: Any, at: datetime) -> None:
+    status["available_tickets"] -= e.quantity
+    _serve_entry(rows, status, e, at, "waitlist")
+
+
+def _serve_entry(rows: Rows, status: Row, e: Any, at: datetime, source: str) -> None:
+    """Seats pass from the queue entry to its holder's booking (a new one from ``source``,
+    or the partial holder's existing one); the entry keeps waiting for the ``remaining``."""
     booking = rows.get(BOOKINGS, e.booking_id)
     if booking is None or booking["status"] != "confirmed":
-        booking = _new_booking(rows, status, e, at, quantity=0, source="waitlist")
+        booking = _new_booking(rows, status, e, at, quantity=0, source=source)
     else:
         rows.touch(BOOKINGS, e.booking_id)
     booking["quantity"] += e.quantity
@@ -238,7 +260,6 @@ def _reassigned(rows: Rows, status: Row, e: Any, at: datetime) -> None:
     entry["first_served_at"] = entry["first_served_at"] or at
     entry["updated_at"] = at
     status["booked_tickets"] += e.quantity
-    status["available_tickets"] -= e.quantity
     status["waiting_tickets"] -= e.quantity
     holding = _holding(rows, e.user_id, status["event_id"], at)
     holding.update(booking_id=e.booking_id, quantity=booking["quantity"])
@@ -253,12 +274,83 @@ def _reassigned(rows: Rows, status: Row, e: Any, at: datetime) -> None:
 
 def _capacity_changed(rows: Rows, status: Row, e: Any, at: datetime) -> None:
     status["total_tickets"] = e.total_tickets
-    status["available_tickets"] = e.total_tickets - status["booked_tickets"]
+    status["available_tickets"] = (
+        e.total_tickets - status["booked_tickets"] - status["held_tickets"]
+    )
 
 
 def _closed(rows: Rows, status: Row, e: Any, at: datetime) -> None:
     status["status"] = "closed"
     status["closed_at"] = at
+
+
+# A holding's offer columns while its entry has no open offer.
+NO_OFFER = {"offer_id": None, "offer_quantity": None, "expires_at": None}
+
+
+def _offer_made(rows: Rows, status: Row, e: Any, at: datetime) -> None:
+    expires_at = datetime.fromisoformat(e.expires_at)
+    rows.create(
+        OFFERS,
+        offer_id=e.offer_id,
+        event_id=status["event_id"],
+        user_id=e.user_id,
+        waiting_list_id=e.waiting_list_id,
+        quantity=e.quantity,
+        status="open",
+        made_at=at,
+        expires_at=expires_at,
+        made_version=e.originator_version,
+        updated_at=at,
+    )
+    status["held_tickets"] += e.quantity
+    status["available_tickets"] -= e.quantity
+    holding = _holding(rows, e.user_id, status["event_id"], at)
+    holding.update(offer_id=e.offer_id, offer_quantity=e.quantity, expires_at=expires_at)
+    _settle_holding_status(holding)
+
+
+def _settle_offer(rows: Rows, e: Any, at: datetime, outcome: str, **values: Any) -> Row:
+    offer = rows.touch(OFFERS, e.offer_id)
+    offer.update(status=outcome, settled_at=at, updated_at=at, **values)
+    if outcome != "expired":  # an expired offer got no answer
+        offer["response_seconds"] = (at - _moment(offer["made_at"])).total_seconds()
+    return offer
+
+
+def _moment(value: Any) -> datetime:
+    """A stored moment: PostgreSQL returns datetimes, SQLite ISO-8601 text."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _offer_accepted(rows: Rows, status: Row, e: Any, at: datetime) -> None:
+    _settle_offer(rows, e, at, "accepted", booking_id=e.booking_id)
+    status["held_tickets"] -= e.quantity
+    _holding(rows, e.user_id, status["event_id"], at).update(NO_OFFER)
+    _serve_entry(rows, status, e, at, "offer")
+
+
+def _offer_ended(rows: Rows, status: Row, e: Any, at: datetime, outcome: str) -> None:
+    """A declined or expired offer: its seats are free again and its whole entry leaves."""
+    status["held_tickets"] -= e.quantity
+    status["available_tickets"] += e.quantity
+    status["waiting_list_count"] -= 1
+    status["waiting_tickets"] -= e.waiting_quantity
+    entry = rows.touch(WAITING_LIST, e.waiting_list_id)
+    entry.update(status=outcome, left_at=at, updated_at=at)
+    holding = _holding(rows, e.user_id, status["event_id"], at)
+    holding.update(NO_OFFER, waiting_list_id=None, waiting_quantity=0)
+    _settle_holding_status(holding)
+
+
+def _offer_declined(rows: Rows, status: Row, e: Any, at: datetime) -> None:
+    _settle_offer(rows, e, at, "declined", declined_by=e.declined_by)
+    _offer_ended(rows, status, e, at, "declined")
+
+
+def _offer_expired(rows: Rows, status: Row, e: Any, at: datetime) -> None:
+    _settle_offer(rows, e, at, "expired")
+    _offer_ended(rows, status, e, at, "expired")
 
 
 HANDLERS: dict[str, Callable[[Rows, Row, Any, datetime], None]] = {
@@ -268,4 +360,8 @@ HANDLERS: dict[str, Callable[[Rows, Row, Any, datetime], None]] = {
     "Reassigned": _reassigned,
     "CapacityChanged": _capacity_changed,
     "EventClosed": _closed,
+    "OfferMade": _offer_made,
+    "OfferAccepted": _offer_accepted,
+    "OfferDeclined": _offer_declined,
+    "OfferExpired": _offer_expired,
 }

@@ -15,7 +15,9 @@ from projections import tracking
 from projections.runner import Lag, measure_lag
 from projections.tables import Row
 
-ACTIVE = ("confirmed", "waitlisted")
+# A holding's statuses while it holds something: seats, a queue entry, or an entry on offer.
+ACTIVE = ("confirmed", "waitlisted", "offered")
+ACTIVE_LIST = ", ".join("?" * len(ACTIVE))
 FOREIGN_CURSOR = "cursor is not one this service issued"
 MAX_CURSOR_INTEGER = 2**63 - 1
 
@@ -166,7 +168,7 @@ class ReadModel:
             rows = tx.all(
                 "SELECT h.*, e.name AS event_name FROM user_holdings h "
                 "JOIN event_status e ON e.event_id = h.event_id "
-                "WHERE h.user_id = ? AND h.status IN (?, ?) AND h.event_id > ? "
+                f"WHERE h.user_id = ? AND h.status IN ({ACTIVE_LIST}) AND h.event_id > ? "
                 "ORDER BY h.event_id LIMIT ?",
                 [user_id, *ACTIVE, after, limit + 1],
             )
@@ -176,7 +178,7 @@ class ReadModel:
 
     def held_event_ids(self, user_id: str) -> list[str]:
         rows = self.database.query(
-            "SELECT event_id FROM user_holdings WHERE user_id = ? AND status IN (?, ?)",
+            f"SELECT event_id FROM user_holdings WHERE user_id = ? AND status IN ({ACTIVE_LIST})",
             [user_id, *ACTIVE],
         )
         return [row["event_id"] for row in rows]

@@ -62,4 +62,7 @@ def view_status_row(event: EventView) -> Row:
         status="closed" if event.closed else "open",
         version=event.version,
         created_at=event.created_at,
+        held_tickets=event.held_tickets,
+        waitlist_mode=event.waitlist_mode,
+        offer_ttl_seconds=event.offer_ttl_seconds,
     )

@@ -27,15 +27,20 @@ class SqlType:
 TEXT = SqlType("TEXT", "TEXT")
 INTEGER = SqlType("INTEGER", "INTEGER")
 BIGINT = SqlType("BIGINT", "INTEGER")
+DOUBLE = SqlType("DOUBLE PRECISION", "REAL")
 # SQLite has no timestamp type: moments are ISO-8601 text there.
 TIMESTAMP = SqlType("TIMESTAMPTZ", "TEXT")
 
 
 @dataclass(frozen=True)
 class Column:
+    """``default`` (an SQL literal) is what the rows a table held before the column was added
+    get: a column added after a table's first release needs one unless it is nullable."""
+
     name: str
     type: SqlType
     nullable: bool = False
+    default: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,11 @@ EVENT_STATUS = Table(
         Column("created_at", TIMESTAMP),
         Column("closed_at", TIMESTAMP, nullable=True),
         Column("updated_at", TIMESTAMP),
+        # Added with offers, so last: an upgrade appends them (``projections.schema``), and
+        # fresh and upgraded tables keep one column order. Every earlier event is in auto mode.
+        Column("held_tickets", INTEGER, default="0"),
+        Column("waitlist_mode", TEXT, default="'auto'"),
+        Column("offer_ttl_seconds", INTEGER, nullable=True),
     ),
     primary_key=("event_id",),
     indexes=(Index("event_status_created", ("created_at", "event_id")),),
@@ -150,13 +160,42 @@ USER_HOLDINGS = Table(
         Column("waiting_list_id", TEXT, nullable=True),
         Column("waiting_quantity", INTEGER),
         Column("updated_at", TIMESTAMP),
+        # Added with offers (last, as in event_status): the waiting entry's open offer.
+        Column("offer_id", TEXT, nullable=True),
+        Column("offer_quantity", INTEGER, nullable=True),
+        Column("expires_at", TIMESTAMP, nullable=True),
     ),
     primary_key=("user_id", "event_id"),
     indexes=(Index("user_holdings_event", ("event_id", "status")),),
 )
 
+OFFERS = Table(
+    "offers",
+    (
+        Column("offer_id", TEXT),
+        Column("event_id", TEXT),
+        Column("user_id", TEXT),
+        Column("waiting_list_id", TEXT),
+        Column("quantity", INTEGER),
+        Column("status", TEXT),
+        Column("made_at", TIMESTAMP),
+        Column("expires_at", TIMESTAMP),
+        Column("settled_at", TIMESTAMP, nullable=True),
+        Column("booking_id", TEXT, nullable=True),
+        Column("declined_by", TEXT, nullable=True),
+        Column("response_seconds", DOUBLE, nullable=True),
+        Column("made_version", BIGINT),
+        Column("updated_at", TIMESTAMP),
+    ),
+    primary_key=("offer_id",),
+    indexes=(
+        Index("offers_event", ("event_id", "status")),
+        Index("offers_user", ("user_id", "status", "expires_at")),
+    ),
+)
+
 # Creation order, and the order a batch writes them in.
-READ_MODELS = (EVENT_STATUS, BOOKINGS, WAITING_LIST, USER_HOLDINGS)
+READ_MODELS = (EVENT_STATUS, BOOKINGS, WAITING_LIST, USER_HOLDINGS, OFFERS)
 
 # The open offers' deadlines, kept by the deadline follower (``projections.offer_deadlines``)
 # from the log: a row per open offer. Not a read model: no rebuild touches it.

@@ -21,7 +21,13 @@ def test_a_row_naming_a_column_its_table_lacks_is_refused() -> None:
 
 
 # information_schema's names for the types the DDL spells.
-POSTGRES_TYPES = {"TEXT": "TEXT", "INT4": "INTEGER", "INT8": "BIGINT", "TIMESTAMPTZ": "TIMESTAMPTZ"}
+POSTGRES_TYPES = {
+    "TEXT": "TEXT",
+    "INT4": "INTEGER",
+    "INT8": "BIGINT",
+    "FLOAT8": "DOUBLE PRECISION",
+    "TIMESTAMPTZ": "TIMESTAMPTZ",
+}
 
 
 def columns_in_database(database: ReadModelDatabase, table: Table) -> list[tuple[str, str, bool]]:
