@@ -50,7 +50,14 @@ class ProjectionRunner:
     names, read through connections of its own.
 
     Appends by a service in this process wake it through ``wake`` (its owner wires that).
+    Other followers of the log with the same discipline (the outbox) subclass it and apply
+    their own batch under their own ``tracking_name``.
     """
+
+    # Its threads' names, its logger, and how its LISTEN connection shows in pg_stat_activity.
+    name = "projection"
+    logger = logger
+    listen_application_name = LISTEN_APPLICATION_NAME
 
     def __init__(
         self,
@@ -131,10 +138,12 @@ class ProjectionRunner:
     def start(self) -> ProjectionRunner:
         """Run in background threads (embedded mode and ``ticketing project``)."""
         self._stop.clear()
-        worker = threading.Thread(target=self.run_forever, name="projection", daemon=True)
+        worker = threading.Thread(target=self.run_forever, name=self.name, daemon=True)
         self._threads = [worker]
         if self.database.is_postgres:
-            listener = threading.Thread(target=self._listen, name="projection-listen", daemon=True)
+            listener = threading.Thread(
+                target=self._listen, name=f"{self.name}-listen", daemon=True
+            )
             self._threads.append(listener)
         for thread in self._threads:
             thread.start()
@@ -152,7 +161,7 @@ class ProjectionRunner:
                     self._stop.wait(self.settle_interval)
                 backoff = 0.1
             except Exception:
-                logger.exception("projection batch failed; resuming in %.1f s", backoff)
+                self.logger.exception("%s batch failed; resuming in %.1f s", self.name, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -165,9 +174,9 @@ class ProjectionRunner:
             self.log.recorder.channel_name,
             lambda _notify: self.wake(),
             self._stop,
-            application_name=LISTEN_APPLICATION_NAME,
-            logger=logger,
-            name="projection",
+            application_name=self.listen_application_name,
+            logger=self.logger,
+            name=self.name,
         )
 
     def stop(self, timeout: float = 5.0) -> None:
