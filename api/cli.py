@@ -1,4 +1,5 @@
-"""The ``ticketing`` command: serve, migrate, project, lag, rebuild, verify, history, users."""
+"""The ``ticketing`` command: serve, migrate, project, expire-offers, lag, rebuild, verify,
+history, users."""
 
 from __future__ import annotations
 
@@ -79,6 +80,26 @@ def _parser() -> argparse.ArgumentParser:
         "--poll-interval", type=float, default=0.5, help="seconds between polls when idle"
     )
     project.set_defaults(run=_project)
+
+    expire = commands.add_parser(
+        "expire-offers", help="run the offer deadline follower: expire offers when they are due"
+    )
+    expire.add_argument(
+        "--poll-interval", type=float, default=1.0, help="seconds between polls when idle"
+    )
+    expire.add_argument(
+        "--status",
+        action="store_true",
+        help="print the follower's lag and its most overdue offer, then exit; exit 1 over "
+        "--max-overdue-seconds or when unmeasurable (a health check for the follower)",
+    )
+    expire.add_argument(
+        "--max-overdue-seconds",
+        type=float,
+        metavar="S",
+        help="with --status: unhealthy when an open offer is more than S seconds past due",
+    )
+    expire.set_defaults(run=_expire_offers)
 
     lag = commands.add_parser(
         "lag",
@@ -188,6 +209,72 @@ def _project(args: argparse.Namespace, overrides: Overrides) -> int:
         log.info("projection runner stopped", extra={"position": runner.position()})
     finally:
         runner.close()
+    return 0
+
+
+def _expire_offers(args: argparse.Namespace, overrides: Overrides) -> int:
+    """Run until SIGTERM or SIGINT, then finish the round in hand and exit 0 (or, with
+    ``--status``, report and exit)."""
+    import logging
+
+    from adapters import open_service
+    from api.request_log import configure_logging
+    from projections.offer_deadlines import OfferDeadlineFollower
+
+    if args.status:
+        return _offer_deadlines_status(args, overrides)
+    store = load_store_settings(overrides)
+    configure_logging(store.log_level)
+    log = logging.getLogger("ticketing.offer_deadlines")
+    # The write service for its one command; it hashes no password and follows no
+    # credentials (nobody logs in here).
+    service = open_service(
+        store.database_url, pool_size=2, settings=load_service_settings(overrides)
+    )
+    follower = OfferDeadlineFollower(
+        store.database_url, service=service, poll_interval=args.poll_interval
+    )
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    try:
+        follower.start()
+        log.info("offer deadline follower started", extra={"position": follower.position()})
+        stopped.wait()
+        follower.stop(timeout=PROJECT_STOP_TIMEOUT_SECONDS)
+        log.info("offer deadline follower stopped", extra={"position": follower.position()})
+    finally:
+        follower.close()
+        service.close()
+    return 0
+
+
+def _offer_deadlines_status(args: argparse.Namespace, overrides: Overrides) -> int:
+    from adapters.log_reader import open_log
+    from adapters.sql import ReadModelDatabase
+    from projections.offer_deadlines import deadline_status
+
+    database_url = _database_url(overrides)
+    log = open_log(database_url)
+    database = ReadModelDatabase(database_url)
+    try:
+        status = deadline_status(log, database)
+    except Exception as error:  # noqa: BLE001 - unreachable or unmigrated: unhealthy
+        print(f"ticketing: cannot measure the deadlines: {type(error).__name__}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    finally:
+        database.close()
+        log.close()
+    upcoming = status.next_deadline.isoformat() if status.next_deadline else "none"
+    print(
+        f"offer deadlines: {status.open_offers} open, next {upcoming}, most overdue "
+        f"{status.overdue_seconds:.1f} seconds; {status.events} events unread "
+        f"(at position {status.position}, store at {status.head})"
+    )
+    limit = args.max_overdue_seconds
+    if limit is not None and status.overdue_seconds > limit:
+        print("ticketing: open offers are overdue beyond the limit", file=sys.stderr)
+        return EXIT_UNHEALTHY
     return 0
 
 

@@ -1,6 +1,6 @@
 """The composition root of an app: its settings, the write service, the read model, the
-credential follower and (in embedded mode) the projection runner, opened together and
-reached by the views through the accessors below."""
+credential follower and (in embedded mode) the projection runner and the offer deadline
+follower, opened together and reached by the views through the accessors below."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from api.idempotency_store import IdempotencyStore
 from api.idempotency_store import migrate as migrate_idempotency_store
 from domain.errors import ServiceBusy
 from domain.service import TicketingService
+from projections import offer_deadlines
+from projections.offer_deadlines import OfferDeadlineFollower
 from projections.queries import ReadModel
 from projections.runner import ProjectionRunner
 from projections.schema import migrate as migrate_read_models
@@ -28,6 +30,7 @@ def migrate(database_url: str) -> None:
     """Create the event store's and the read models' tables (idempotent)."""
     open_service(database_url, create_tables=True).close()
     migrate_read_models(database_url)
+    offer_deadlines.migrate(database_url)
     migrate_idempotency_store(database_url)
 
 
@@ -38,6 +41,7 @@ class Components:
     read_model: ReadModel
     runner: ProjectionRunner | None = None
     credentials: CredentialFollower | None = None
+    deadlines: OfferDeadlineFollower | None = None
 
     @property
     def idempotency_store(self) -> IdempotencyStore:
@@ -50,7 +54,7 @@ class Components:
         service = open_service(
             settings.database_url, pool_size=settings.db_pool_size, settings=settings.service
         )
-        runner = None
+        runner = deadlines = None
         if settings.projector == PROJECTOR_EMBEDDED:
             # The runner reads the log through a store connection pool of its own. A batch
             # holds the read models' write lock (on SQLite, the one file's) while it reads
@@ -58,6 +62,10 @@ class Components:
             # waited for that very lock, and both waited out their timeouts.
             runner = ProjectionRunner(settings.database_url).start()
             service.after_append.append(runner.wake)
+            # The followers run where the projector does: here with one process, else each
+            # its own (``ticketing expire-offers``). It settles through this service's lanes.
+            deadlines = OfferDeadlineFollower(settings.database_url, service=service).start()
+            service.after_append.append(deadlines.wake)
         credentials = CredentialFollower(
             service.recorder, service.credentials, parse_database_url(settings.database_url)
         ).start()
@@ -67,6 +75,7 @@ class Components:
             ReadModel(settings.database_url, log=service),
             runner,
             credentials,
+            deadlines,
         )
 
     def catch_up(self, timeout: float = 5.0) -> None:
@@ -91,6 +100,8 @@ class Components:
     def close(self) -> None:
         if self.credentials is not None:
             self.credentials.stop()
+        if self.deadlines is not None:
+            self.deadlines.close()
         if self.runner is not None:
             self.runner.close()
         self.read_model.close()
