@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from adapters.database_url import DEFAULT_DATABASE_URL
 from domain.settings import ServiceSettings
@@ -44,6 +45,21 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class NotificationSettings:
+    """Webhooks and e-mail: where endpoints may be (WEBHOOK_ALLOW_PRIVATE, WEBHOOK_ALLOW_HTTP,
+    both off by default) and the mail server (SMTP_URL: none means nothing is mailed)."""
+
+    allow_private: bool
+    allow_http: bool
+    smtp_url: str | None
+    mail_from: str
+
+    @property
+    def mail(self) -> bool:
+        return self.smtp_url is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     jwt_secret_key: str
@@ -59,6 +75,7 @@ class Settings:
     db_pool_size: int
     trusted_proxies: int
     service: ServiceSettings
+    notifications: NotificationSettings
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -101,6 +118,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         db_pool_size=number("DB_POOL_SIZE", 10) or 10,
         trusted_proxies=number("TRUSTED_PROXIES", 0),
         service=_service_settings(source),
+        notifications=_notification_settings(source),
     )
 
 
@@ -134,6 +152,39 @@ def load_service_settings(overrides: Mapping[str, Any] | None = None) -> Service
     """The write service's settings alone, read as ``load_settings`` reads them (for
     commands that open the service without serving requests)."""
     return _service_settings(_source(overrides))
+
+
+def load_notification_settings(overrides: Mapping[str, Any] | None = None) -> NotificationSettings:
+    """The notification settings alone, read as ``load_settings`` reads them (for the
+    outbox follower's command)."""
+    return _notification_settings(_source(overrides))
+
+
+def _notification_settings(source: Mapping[str, Any]) -> NotificationSettings:
+    smtp_url = _text(source, "SMTP_URL", "") or None
+    if smtp_url is not None:
+        parts = urlsplit(smtp_url)
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not one
+        except ValueError:
+            raise ConfigError("SMTP_URL has a port that is not a number in 1..65535.") from None
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError(
+                "SMTP_URL must be smtp://host:port or smtps://user:password@host:port."
+            )
+    return NotificationSettings(
+        allow_private=_flag(source, "WEBHOOK_ALLOW_PRIVATE"),
+        allow_http=_flag(source, "WEBHOOK_ALLOW_HTTP"),
+        smtp_url=smtp_url,
+        mail_from=_text(source, "MAIL_FROM", "ticketing@localhost"),
+    )
+
+
+def _flag(source: Mapping[str, Any], name: str) -> bool:
+    value = _text(source, name, "false").lower()
+    if value not in ("1", "true", "yes", "0", "false", "no"):
+        raise ConfigError(f"{name} must be true or false, not {value!r}.")
+    return value in ("1", "true", "yes")
 
 
 def _service_settings(source: Mapping[str, Any]) -> ServiceSettings:
