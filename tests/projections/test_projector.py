@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -10,38 +9,22 @@ import pytest
 from domain.event import Event
 from projections import projector
 from projections.projector import Rows
-from projections.tables import READ_MODELS, Table
+from tests.projections.support import MemoryTables
 
 ORGANIZER = "organizer"
 
 
-class MemoryTables:
-    """An in-memory stand-in for the tables, keyed like the real ones."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[Any, dict]] = {table.name: {} for table in READ_MODELS}
-
-    def load(self, table: Table, keys: list[Any]) -> dict[Any, dict]:
-        rows = self.tables[table.name]
-        return {key: dict(rows[key]) for key in keys if key in rows}
-
-    def apply(self, events: list[Any]) -> Rows:
-        rows = Rows(self.load)
-        for domain_event in events:
-            projector.apply(rows, domain_event)
-        for table in READ_MODELS:
-            for row in rows.changed(table):
-                self.tables[table.name][table.key(row)] = dict(row)
-        return rows
-
-
-def new_event(total: int = 2, per_user: int = 2) -> tuple[Event, MemoryTables]:
+def new_event(
+    total: int = 2, per_user: int = 2, waitlist_mode: str = "auto", offer_ttl: int | None = None
+) -> tuple[Event, MemoryTables]:
     event = Event(
         id=uuid4(),
         name="Gala",
         total_tickets=total,
         max_tickets_per_user=per_user,
         organizer_id=ORGANIZER,
+        waitlist_mode=waitlist_mode,
+        offer_ttl_seconds=offer_ttl,
     )
     tables = MemoryTables()
     tables.apply(event.collect_events())
