@@ -1,6 +1,7 @@
 """The composition root of an app: its settings, the write service, the read model, the
-credential follower and (in embedded mode) the projection runner and the offer deadline
-follower, opened together and reached by the views through the accessors below."""
+credential follower and (in embedded mode) the projection runner, the offer deadline
+follower and the outbox follower, opened together and reached by the views through the
+accessors below."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from api.idempotency_store import migrate as migrate_idempotency_store
 from domain.errors import ServiceBusy
 from domain.service import TicketingService
 from projections import offer_deadlines
+from projections.notifications import schema as notifications_schema
+from projections.notifications.outbox import OutboxFollower
+from projections.notifications.subscriptions import Webhooks
 from projections.offer_deadlines import OfferDeadlineFollower
 from projections.queries import ReadModel
 from projections.runner import ProjectionRunner
@@ -31,6 +35,7 @@ def migrate(database_url: str) -> None:
     open_service(database_url, create_tables=True).close()
     migrate_read_models(database_url)
     offer_deadlines.migrate(database_url)
+    notifications_schema.migrate(database_url)
     migrate_idempotency_store(database_url)
 
 
@@ -42,10 +47,18 @@ class Components:
     runner: ProjectionRunner | None = None
     credentials: CredentialFollower | None = None
     deadlines: OfferDeadlineFollower | None = None
+    outbox: OutboxFollower | None = None
 
     @property
     def idempotency_store(self) -> IdempotencyStore:
         return IdempotencyStore(self.read_model.database)
+
+    @property
+    def webhooks(self) -> Webhooks:
+        return Webhooks(self.read_model.database, self._store_head)
+
+    def _store_head(self) -> int:
+        return self.service.recorder.max_notification_id() or 0
 
     @classmethod
     def open(cls, settings: Settings) -> Components:
@@ -54,7 +67,7 @@ class Components:
         service = open_service(
             settings.database_url, pool_size=settings.db_pool_size, settings=settings.service
         )
-        runner = deadlines = None
+        runner = deadlines = outbox = None
         if settings.projector == PROJECTOR_EMBEDDED:
             # The runner reads the log through a store connection pool of its own. A batch
             # holds the read models' write lock (on SQLite, the one file's) while it reads
@@ -66,6 +79,9 @@ class Components:
             # its own (``ticketing expire-offers``). It settles through this service's lanes.
             deadlines = OfferDeadlineFollower(settings.database_url, service=service).start()
             service.after_append.append(deadlines.wake)
+            # Else ``ticketing notify``; its own store connections, as the runner's.
+            outbox = OutboxFollower(settings.database_url, mail=settings.notifications.mail).start()
+            service.after_append.append(outbox.wake)
         credentials = CredentialFollower(
             service.recorder, service.credentials, parse_database_url(settings.database_url)
         ).start()
@@ -76,6 +92,7 @@ class Components:
             runner,
             credentials,
             deadlines,
+            outbox,
         )
 
     def catch_up(self, timeout: float = 5.0) -> None:
@@ -100,6 +117,8 @@ class Components:
     def close(self) -> None:
         if self.credentials is not None:
             self.credentials.stop()
+        if self.outbox is not None:
+            self.outbox.close()
         if self.deadlines is not None:
             self.deadlines.close()
         if self.runner is not None:
@@ -126,6 +145,10 @@ def settings() -> Settings:
 
 def idempotency_store() -> IdempotencyStore:
     return components().idempotency_store
+
+
+def webhooks() -> Webhooks:
+    return components().webhooks
 
 
 def attach(app: Flask, opened: Components) -> None:
