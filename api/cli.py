@@ -1,5 +1,5 @@
-"""The ``ticketing`` command: serve, migrate, project, expire-offers, lag, rebuild, verify,
-history, users."""
+"""The ``ticketing`` command: serve, migrate, project, expire-offers, notify, lag, rebuild,
+verify, history, users."""
 
 from __future__ import annotations
 
@@ -100,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
         help="with --status: unhealthy when an open offer is more than S seconds past due",
     )
     expire.set_defaults(run=_expire_offers)
+
+    notify = commands.add_parser(
+        "notify", help="run the outbox follower: make webhook and mail messages from the store"
+    )
+    notify.add_argument("--batch-size", type=int, default=200, help="log entries per transaction")
+    notify.add_argument(
+        "--poll-interval", type=float, default=0.5, help="seconds between polls when idle"
+    )
+    notify.set_defaults(run=_notify)
 
     lag = commands.add_parser(
         "lag",
@@ -246,6 +255,39 @@ def _expire_offers(args: argparse.Namespace, overrides: Overrides) -> int:
     finally:
         follower.close()
         service.close()
+    return 0
+
+
+def _notify(args: argparse.Namespace, overrides: Overrides) -> int:
+    """Run until SIGTERM or SIGINT; then finish the batch in hand (its messages commit with
+    its tracking position, or not at all) and exit 0."""
+    import logging
+
+    from api.config import load_notification_settings
+    from api.request_log import configure_logging
+    from projections.notifications.outbox import OutboxFollower
+
+    store = load_store_settings(overrides)
+    notifications = load_notification_settings(overrides)
+    configure_logging(store.log_level)
+    log = logging.getLogger("ticketing.outbox")
+    follower = OutboxFollower(
+        store.database_url,
+        mail=notifications.mail,
+        batch_size=args.batch_size,
+        poll_interval=args.poll_interval,
+    )
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    try:
+        follower.start()
+        log.info("outbox follower started", extra={"position": follower.position()})
+        stopped.wait()
+        follower.stop(timeout=PROJECT_STOP_TIMEOUT_SECONDS)
+        log.info("outbox follower stopped", extra={"position": follower.position()})
+    finally:
+        follower.close()
     return 0
 
 
