@@ -41,6 +41,8 @@ DOMAIN_STATUS = {
     "event_not_found": 404,
     "booking_not_found": 404,
     "user_not_found": 404,
+    "webhook_not_found": 404,
+    "delivery_not_found": 404,
     "already_booked": 409,
     "already_cancelled": 409,
     "event_closed": 409,

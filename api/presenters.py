@@ -71,6 +71,35 @@ def page_json(rows: list[Row], next_cursor: str | None, item: Callable[[Row], di
     return {"items": [item(row) for row in rows], "nextCursor": next_cursor}
 
 
+def webhook_json(webhook: Row) -> dict[str, Any]:
+    """A webhook endpoint, without its secret."""
+    return {
+        "webhookId": webhook["webhook_id"],
+        "ownerId": webhook["owner_id"],
+        "url": webhook["url"],
+        "eventTypes": list(webhook["event_types"]),
+        "eventId": webhook["event_id"],
+        "description": webhook["description"],
+        "enabled": webhook["enabled"],
+        "disabledReason": webhook["disabled_reason"],
+        "createdAt": iso(webhook["created_at"]),
+        "updatedAt": iso(webhook["updated_at"]),
+    }
+
+
+def delivery_json(delivery: Row) -> dict[str, Any]:
+    return {
+        "deliveryId": delivery["delivery_id"],
+        "messageId": delivery["message_id"],
+        "type": delivery["type"],
+        "status": delivery["status"],
+        "attempts": delivery["attempts"],
+        "lastAttemptAt": iso(delivery["last_attempt_at"]),
+        "lastStatusCode": delivery["last_status_code"],
+        "nextAttemptAt": iso(delivery["next_attempt_at"]),
+    }
+
+
 def booking_item_json(booking: Row) -> dict[str, Any]:
     return {
         "bookingId": booking["booking_id"],
