@@ -23,10 +23,19 @@ from api import (
     request_log,
 )
 from api.config import MIN_SECRET_LENGTH, Settings, load_settings
-from api.routes import audit, auth, bookings, docs, events, health, users
+from api.routes import audit, auth, bookings, docs, events, health, offers, users
 
 MAX_BODY_BYTES = 64 * 1024
-BLUEPRINTS = (auth.bp, users.bp, events.bp, bookings.bp, audit.bp, health.bp, docs.bp)
+BLUEPRINTS = (
+    auth.bp,
+    users.bp,
+    events.bp,
+    bookings.bp,
+    offers.bp,
+    audit.bp,
+    health.bp,
+    docs.bp,
+)
 
 log = logging.getLogger("ticketing.app")
 

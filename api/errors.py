@@ -43,12 +43,15 @@ DOMAIN_STATUS = {
     "user_not_found": 404,
     "webhook_not_found": 404,
     "delivery_not_found": 404,
+    "offer_not_found": 404,
     "already_booked": 409,
     "already_cancelled": 409,
     "event_closed": 409,
     "capacity_below_booked": 409,
     "email_taken": 409,
     "username_taken": 409,
+    "offer_expired": 409,
+    "offer_closed": 409,
     "idempotency_key_reused": 422,
 }
 

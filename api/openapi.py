@@ -27,8 +27,10 @@ ERROR_DESCRIPTIONS = {
     400: "Invalid request (`validation_error`, `invalid_json`).",
     401: "Missing, invalid, expired or revoked token (`unauthorized`, `token_expired`).",
     403: "Authenticated but not allowed (`forbidden`).",
-    404: "Not found (`event_not_found`, `booking_not_found`, `user_not_found`).",
-    409: "Conflicts with the current state.",
+    404: "Not found (`event_not_found`, `booking_not_found`, `user_not_found`, `offer_not_found`).",
+    409: "Conflicts with the current state (`already_booked`, `already_cancelled`, "
+    "`event_closed`, `capacity_below_booked`, `email_taken`, `username_taken`, "
+    "`offer_expired`, `offer_closed`).",
     413: "Body over 64 KiB (`payload_too_large`).",
     415: "Body is not JSON (`unsupported_media_type`).",
     422: "Idempotency-Key reused with another request (`idempotency_key_reused`).",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from itertools import accumulate
 from typing import Any, NoReturn
@@ -22,8 +22,8 @@ from flask import Flask, request
 from marshmallow import EXCLUDE, Schema
 
 from api.errors import ApiError, invalid
-from api.schemas.common import parse_id
-from domain.errors import DomainError, EventNotFound, UserNotFound
+from api.schemas.common import parse_id, parse_offer_id
+from domain.errors import DomainError, EventNotFound, OfferNotFound, UserNotFound
 
 # The bodies of this API are flat objects; anything deeper is not a request to it, and far
 # below this the parser would recurse into the interpreter's limit (a RecursionError).
@@ -32,10 +32,12 @@ MAX_DEPTH = 32
 # and its conversion time grows with the square of the length.
 MAX_INTEGER_DIGITS = 100
 UNREADABLE_TEXT = "Must not contain NUL or unpaired surrogate characters."
-# Every id this service issues for these is a UUID: anything else names nothing.
-PATH_IDS: dict[str, tuple[type[DomainError], str]] = {
-    "event_id": (EventNotFound, "No such event."),
-    "user_id": (UserNotFound, "No such user."),
+# Every id this service issues for events and users is a UUID, and every offer id is spelled
+# by ``domain.entries.make_entry_id``: anything else names nothing.
+PATH_IDS: dict[str, tuple[Callable[[str], str | None], type[DomainError], str]] = {
+    "event_id": (parse_id, EventNotFound, "No such event."),
+    "user_id": (parse_id, UserNotFound, "No such user."),
+    "offer_id": (parse_offer_id, OfferNotFound, "No such offer."),
 }
 
 # A JSON string, or the rest of the text after an unterminated one: every quote starts a
@@ -67,9 +69,9 @@ def canonical_path_ids() -> None:
     NUL in text, and the driver's error would be a 500). The view is called with
     ``request.view_args``, so what is set here is what it gets."""
     values = request.view_args or {}
-    for name, (not_found, message) in PATH_IDS.items():
+    for name, (parse, not_found, message) in PATH_IDS.items():
         if name in values:
-            canonical = parse_id(values[name])
+            canonical = parse(values[name])
             if canonical is None:
                 raise not_found(message)
             values[name] = canonical

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from domain.accounts import UserView
-from domain.entries import BookingOutcome, CancelOutcome
+from domain.entries import AcceptOutcome, BookingOutcome, CancelOutcome, DeclineOutcome
 from domain.views import EventView
 from projections.queries import iso
 from projections.replay import view_status_row
@@ -29,15 +29,23 @@ def user_json(user: UserView) -> dict[str, Any]:
 
 
 def event_created_json(event: EventView) -> dict[str, Any]:
+    row = view_status_row(event)
     return {
-        "eventId": event.id,
-        "name": event.name,
-        "totalTickets": event.total_tickets,
-        "availableTickets": event.available_tickets,
-        "maxTicketsPerUser": event.max_tickets_per_user,
-        "organizerId": event.organizer_id,
-        "createdAt": iso(event.created_at),
+        "eventId": row["event_id"],
+        "name": row["name"],
+        "totalTickets": row["total_tickets"],
+        "availableTickets": row["available_tickets"],
+        "heldTickets": row["held_tickets"],
+        "maxTicketsPerUser": row["max_tickets_per_user"],
+        **_policy_fields(row),
+        "organizerId": row["organizer_id"],
+        "createdAt": iso(row["created_at"]),
     }
+
+
+def _policy_fields(row: Row) -> dict[str, Any]:
+    """How the event hands freed seats on: ``offerTtlSeconds`` is null in auto mode."""
+    return {"waitlistMode": row["waitlist_mode"], "offerTtlSeconds": row["offer_ttl_seconds"]}
 
 
 def event_status_json(status: Row | EventView) -> dict[str, Any]:
@@ -50,9 +58,11 @@ def event_status_json(status: Row | EventView) -> dict[str, Any]:
         "totalTickets": row["total_tickets"],
         "availableTickets": row["available_tickets"],
         "bookedTickets": row["booked_tickets"],
+        "heldTickets": row["held_tickets"],
         "waitingListCount": row["waiting_list_count"],
         "status": row["status"],
         "version": row["version"],
+        **_policy_fields(row),
         "maxTicketsPerUser": row["max_tickets_per_user"],
         "organizerId": row["organizer_id"],
         "createdAt": iso(row["created_at"]),
@@ -140,6 +150,12 @@ def _holding_fields(holding: Row) -> dict[str, Any]:
             waitingQuantity=holding["waiting_quantity"],
             position=holding["position"],
         )
+    if holding["offer_id"]:
+        fields.update(
+            offerId=holding["offer_id"],
+            offerQuantity=holding["offer_quantity"],
+            expiresAt=iso(holding["expires_at"]),
+        )
     return fields
 
 
@@ -172,11 +188,56 @@ def booking_json(event_id: str, user_id: str, outcome: BookingOutcome) -> tuple[
 
 
 def cancellation_json(outcome: CancelOutcome) -> dict[str, Any]:
+    """``offeredTo`` is in every answer (``[]`` in auto mode), so that one shape serves
+    both modes; v1 clients read only the fields they know."""
     reassigned = [
         {"userId": r["userId"], "bookingId": r["bookingId"], "quantity": r["quantity"]}
         for r in outcome.reassigned
     ]
+    offered = _offers_made(outcome.offered)
     message = "Cancelled."
     if reassigned:
         message = f"Cancelled; {len(reassigned)} waiting holder(s) received the freed seats."
-    return {"message": message, "reassigned": bool(reassigned), "reassignedTo": reassigned}
+    elif offered:
+        message = f"Cancelled; the freed seats were offered to {len(offered)} waiting holder(s)."
+    return {
+        "message": message,
+        "reassigned": bool(reassigned),
+        "reassignedTo": reassigned,
+        "offeredTo": offered,
+    }
+
+
+def accepted_json(event_id: str, outcome: AcceptOutcome) -> dict[str, Any]:
+    return {
+        "bookingId": outcome.booking_id,
+        "eventId": event_id,
+        "userId": outcome.user_id,
+        "quantity": outcome.quantity,
+        "status": "confirmed",
+    }
+
+
+def declined_json(outcome: DeclineOutcome) -> dict[str, Any]:
+    offered = _offers_made(outcome.offered)
+    message = "Declined; you have left the waiting list."
+    if offered:
+        message += f" The seats were offered to {len(offered)} waiting holder(s)."
+    return {"message": message, "offeredTo": offered}
+
+
+def offer_item_json(offer: Row) -> dict[str, Any]:
+    return {
+        "offerId": offer["offer_id"],
+        "eventId": offer["event_id"],
+        "eventName": offer["event_name"],
+        "waitingListId": offer["waiting_list_id"],
+        "quantity": offer["quantity"],
+        "expiresAt": iso(offer["expires_at"]),
+    }
+
+
+def _offers_made(offered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"userId": o["userId"], "offerId": o["offerId"], "quantity": o["quantity"]} for o in offered
+    ]

@@ -20,6 +20,7 @@ from api.schemas.events import (
     EventPageSchema,
     EventStatusSchema,
 )
+from domain.event import AUTO
 
 bp = Blueprint("events", __name__, url_prefix="/api")
 
@@ -43,6 +44,8 @@ def create_event() -> ResponseReturnValue:
         data["total_tickets"],
         data["max_tickets_per_user"],
         idempotency=idempotency(user_id, data),
+        waitlist_mode=data.get("waitlist_mode", AUTO),
+        offer_ttl_seconds=data.get("offer_ttl_seconds"),
     )
     return event_created_json(event), 201
 

@@ -23,6 +23,10 @@ DOMAIN_EVENT_TYPES = [
     "Reassigned",
     "CapacityChanged",
     "EventClosed",
+    "OfferMade",
+    "OfferAccepted",
+    "OfferDeclined",
+    "OfferExpired",
 ]
 
 

@@ -7,9 +7,10 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from api.schemas.common import CamelCaseSchema, RequestSchema, entity_id, page_of, strict_integer
+from api.schemas.offers import OfferedToSchema
 from domain.event import MAX_TICKETS_PER_USER
 
-BOOKING_STATUSES = ["confirmed", "waitlisted", "cancelled", "none"]
+BOOKING_STATUSES = ["confirmed", "waitlisted", "offered", "cancelled", "none"]
 
 
 class BookSchema(RequestSchema):
@@ -66,6 +67,11 @@ class CancelledSchema(CamelCaseSchema):
     message = fields.String(required=True)
     reassigned = fields.Boolean(required=True)
     reassigned_to = fields.List(fields.Nested(ReassignmentSchema), required=True)
+    offered_to = fields.List(
+        fields.Nested(OfferedToSchema),
+        required=True,
+        metadata={"description": "Offers the freed seats made (offer mode; [] in auto mode)."},
+    )
 
 
 class BookingStatusSchema(CamelCaseSchema):
@@ -77,6 +83,9 @@ class BookingStatusSchema(CamelCaseSchema):
     waiting_list_id = fields.String()
     waiting_quantity = fields.Integer()
     position = fields.Integer()
+    offer_id = fields.String()
+    offer_quantity = fields.Integer()
+    expires_at = fields.DateTime()
 
 
 class WaitlistEntrySchema(CamelCaseSchema):

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from domain.entries import OFFER_PREFIX, make_entry_id, parse_entry_id
 from domain.user import INVISIBLE_CATEGORIES
 
 MAX_ID_LENGTH = 100
@@ -101,6 +102,15 @@ def parse_id(value: str) -> str | None:
         return str(UUID(value))
     except ValueError:
         return None
+
+
+def parse_offer_id(value: str) -> str | None:
+    """``value`` when it is an offer id as the service spells them, else ``None``: an id in
+    any other spelling (upper case, braces, other digits, NUL) names no offer."""
+    parsed = parse_entry_id(value) if value.isascii() else None
+    if parsed is None or parsed[0] != OFFER_PREFIX or parsed[2] < 1:
+        return None
+    return value if make_entry_id(*parsed) == value else None
 
 
 def entity_id(**kwargs: Any) -> fields.String:

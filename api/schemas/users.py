@@ -104,12 +104,17 @@ class LoggedInSchema(CamelCaseSchema):
 class HoldingSchema(CamelCaseSchema):
     event_id = fields.String(required=True)
     event_name = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(["confirmed", "waitlisted"]))
+    status = fields.String(
+        required=True, validate=validate.OneOf(["confirmed", "waitlisted", "offered"])
+    )
     booking_id = fields.String()
     quantity = fields.Integer()
     waiting_list_id = fields.String()
     waiting_quantity = fields.Integer()
     position = fields.Integer()
+    offer_id = fields.String()
+    offer_quantity = fields.Integer()
+    expires_at = fields.DateTime()
 
 
 HoldingsSchema = page_of(HoldingSchema, "Holdings")

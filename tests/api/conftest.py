@@ -3,10 +3,12 @@ projection runner embedded, and a small client that knows how to become a user."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+import eventsourcing.domain
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -164,3 +166,21 @@ def sqlite_api(sqlite_url: str) -> Iterator[Api]:
     flask_app = open_app(sqlite_url)
     yield Api(flask_app)
     flask_app.extensions["ticketing"].close()
+
+
+@pytest.fixture
+def move_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[timedelta], datetime]:
+    """Move the clock domain events are stamped by forward; returns the moved 'now'."""
+    real = eventsourcing.domain.datetime_now_with_tzinfo
+    offset = timedelta()
+
+    def moved() -> datetime:
+        return real() + offset
+
+    def move(by: timedelta) -> datetime:
+        nonlocal offset
+        offset += by
+        return moved()
+
+    monkeypatch.setattr(eventsourcing.domain, "datetime_now_with_tzinfo", moved)
+    return move

@@ -112,7 +112,7 @@ def test_a_booking_can_be_cancelled_at_once_and_its_seat_goes_to_the_queue(api: 
     response = api.request("POST", "/api/cancel", alice, json={"bookingId": booking["bookingId"]})
     assert response.status_code == 200
     body = response.json
-    assert set(body) == {"message", "reassigned", "reassignedTo"}
+    assert set(body) == {"message", "reassigned", "reassignedTo", "offeredTo"}
     assert body["reassigned"] is True
     assert body["reassignedTo"] == [
         {"userId": bob.id, "bookingId": body["reassignedTo"][0]["bookingId"], "quantity": 1}

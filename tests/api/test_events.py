@@ -14,9 +14,12 @@ STATUS_FIELDS = {
     "totalTickets",
     "availableTickets",
     "bookedTickets",
+    "heldTickets",
     "waitingListCount",
     "status",
     "version",
+    "waitlistMode",
+    "offerTtlSeconds",
 }
 
 
@@ -33,7 +36,10 @@ def test_creating_an_event_answers_201_and_makes_the_caller_organizer(api: Api, 
         "name",
         "totalTickets",
         "availableTickets",
+        "heldTickets",
         "maxTicketsPerUser",
+        "waitlistMode",
+        "offerTtlSeconds",
         "organizerId",
         "createdAt",
     }
@@ -77,6 +83,11 @@ def test_status_shows_the_seat_counts(api: Api):
     assert status["waitingListCount"] == 0
     assert status["status"] == "open"
     assert status["version"] == 2  # created, then one booking
+    assert (status["heldTickets"], status["waitlistMode"], status["offerTtlSeconds"]) == (
+        0,
+        "auto",
+        None,
+    )
     assert api.get(f"/api/events/{event_id}", alice).json == status
 
 

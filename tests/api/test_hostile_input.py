@@ -65,6 +65,8 @@ PATH_IDS = [
     ("POST", "/api/events/{bad}/close", "event_not_found"),
     ("POST", "/api/events/{bad}/capacity", "event_not_found"),
     ("POST", "/api/users/{bad}/roles", "user_not_found"),
+    ("POST", "/api/offers/{bad}/accept", "offer_not_found"),
+    ("POST", "/api/offers/{bad}/decline", "offer_not_found"),
 ]
 
 
