@@ -23,7 +23,7 @@ from api import (
     request_log,
 )
 from api.config import MIN_SECRET_LENGTH, Settings, load_settings
-from api.routes import audit, auth, bookings, docs, events, health, offers, users
+from api.routes import audit, auth, bookings, docs, events, health, offers, users, webhooks
 
 MAX_BODY_BYTES = 64 * 1024
 BLUEPRINTS = (
@@ -32,6 +32,7 @@ BLUEPRINTS = (
     events.bp,
     bookings.bp,
     offers.bp,
+    webhooks.bp,
     audit.bp,
     health.bp,
     docs.bp,

@@ -90,6 +90,15 @@ class ReadModel:
             raise RuntimeError("this ReadModel was opened without the store's log")
         return measure_lag(self.log, self.database)
 
+    def _moment(self, text: str) -> Any:
+        """A cursor's moment as the store compares it: a datetime on PostgreSQL, the stored
+        ISO-8601 text on SQLite."""
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidCursor(FOREIGN_CURSOR) from None
+        return parsed if self.database.is_postgres else text
+
     # ---------------------------------------------------------------- events
     def event_status(self, event_id: str) -> Row | None:
         rows = self.database.query("SELECT * FROM event_status WHERE event_id = ?", [event_id])
@@ -101,11 +110,7 @@ class ReadModel:
         if cursor:
             created_at, event_id = decode_cursor(cursor, str, str)
             where = "WHERE (created_at > ? OR (created_at = ? AND event_id > ?))"
-            try:
-                parsed = datetime.fromisoformat(created_at)
-            except ValueError:
-                raise InvalidCursor(FOREIGN_CURSOR) from None
-            at = parsed if self.database.is_postgres else created_at
+            at = self._moment(created_at)
             params = [at, at, event_id]
         rows = self.database.query(
             f"SELECT * FROM event_status {where} ORDER BY created_at, event_id LIMIT ?",
@@ -115,13 +120,18 @@ class ReadModel:
 
     # -------------------------------------------------------- queue/bookings
     def waitlist(self, event_id: str, limit: int, cursor: str | None) -> tuple[list, str | None]:
-        """The waiting entries in queue order, each with its 1-based ``position``."""
+        """The waiting entries in queue order, each with its 1-based ``position`` and its open
+        offer's ``offer_id``, ``offer_quantity`` and ``expires_at`` (None without one)."""
         after = decode_cursor(cursor, int)[0] if cursor else -1
 
         def page(tx: Cursor) -> tuple[list[Row], int]:
+            # An entry has at most one open offer: the join adds its columns, never a row.
             rows = tx.all(
-                "SELECT * FROM waiting_list WHERE event_id = ? AND status = 'waiting' "
-                "AND queue_seq > ? ORDER BY queue_seq LIMIT ?",
+                "SELECT w.*, o.offer_id, o.quantity AS offer_quantity, o.expires_at "
+                "FROM waiting_list w LEFT JOIN offers o ON o.event_id = w.event_id "
+                "AND o.status = 'open' AND o.waiting_list_id = w.waiting_list_id "
+                "WHERE w.event_id = ? AND w.status = 'waiting' "
+                "AND w.queue_seq > ? ORDER BY w.queue_seq LIMIT ?",
                 [event_id, after, limit + 1],
             )
             return rows, _position(tx, event_id, rows[0]["queue_seq"]) if rows else 0
@@ -146,7 +156,9 @@ class ReadModel:
 
     def booking_status(self, event_id: str, user_id: str) -> Row | None:
         """The user's ``user_holdings`` row at the event (with its waiting entry's
-        ``position``), or None if they never held anything there."""
+        ``position``), or None if they never held anything there. Its ``offer_id``,
+        ``offer_quantity`` and ``expires_at`` name the entry's open offer (None without one);
+        ``status`` is ``offered`` while that entry is all the user holds there."""
 
         def holding(tx: Cursor) -> Row | None:
             row = tx.one(
@@ -175,6 +187,28 @@ class ReadModel:
             return [_with_position(tx, row) for row in rows]
 
         return _page(self.database.read(holdings), limit, lambda r: (r["event_id"],))
+
+    def user_offers(
+        self, user_id: str, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Row], str | None]:
+        """The user's open offers, the soonest due first (then by offer id), each with its
+        event's ``event_name``."""
+        params: list[Any] = [user_id]
+        where = ""
+        if cursor:
+            expires_at, offer_id = decode_cursor(cursor, str, str)
+            where = "AND (o.expires_at > ? OR (o.expires_at = ? AND o.offer_id > ?))"
+            at = self._moment(expires_at)
+            params += [at, at, offer_id]
+        rows = self.database.query(
+            "SELECT o.offer_id, o.event_id, e.name AS event_name, o.waiting_list_id, "
+            "o.quantity, o.expires_at FROM offers o "
+            "JOIN event_status e ON e.event_id = o.event_id "
+            f"WHERE o.user_id = ? AND o.status = 'open' {where} "
+            "ORDER BY o.expires_at, o.offer_id LIMIT ?",
+            [*params, limit + 1],
+        )
+        return _page(rows, limit, lambda r: (iso(r["expires_at"]), r["offer_id"]))
 
     def held_event_ids(self, user_id: str) -> list[str]:
         rows = self.database.query(

@@ -139,8 +139,9 @@ def test_offer_accepted_books_the_held_seats_as_an_offer_booking(clock: Clock) -
 def test_a_partial_holder_s_accepted_offer_joins_its_booking_and_the_rest_keeps_waiting(
     clock: Clock,
 ) -> None:
-    event, tables = offer_event(total=2, per_user=3)
+    event, tables = offer_event(total=3, per_user=3)
     alice = event.book("alice", 1)
+    event.book("carol", 1)
     bob = event.book("bob", 3)  # one seat now, two waiting
     event.cancel("alice", booking_id=alice.booking_id)
     tables.apply(event.collect_events())
@@ -234,8 +235,9 @@ def test_an_expired_offer_records_no_answer_and_its_entry_leaves_as_expired(cloc
 def test_cancelling_a_partial_holder_with_an_open_offer_declines_it_then_releases_the_booking(
     clock: Clock,
 ) -> None:
-    event, tables = offer_event(total=2, per_user=3)
+    event, tables = offer_event(total=3, per_user=3)
     alice = event.book("alice", 1)
+    event.book("carol", 1)
     bob = event.book("bob", 3)
     event.cancel("alice", booking_id=alice.booking_id)
     tables.apply(event.collect_events())
@@ -250,7 +252,7 @@ def test_cancelling_a_partial_holder_with_an_open_offer_declines_it_then_release
     assert holding_of(event, tables, "bob")["status"] == "cancelled"
     status = status_of(event, tables)
     assert (status["booked_tickets"], status["held_tickets"], status["available_tickets"]) == (
-        0,
+        1,
         0,
         2,
     )
