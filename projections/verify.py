@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters.log_reader import StoreLog
 from adapters.sql import Cursor
 from domain.errors import EventNotFound
 from domain.event import Event
-from projections.queries import ReadModel
+from projections.queries import ACTIVE, ACTIVE_LIST, ReadModel
 from projections.replay import replay, status_row, stored_until
 from projections.row_store import storable
-from projections.tables import EVENT_STATUS, TIMESTAMP
+from projections.tables import EVENT_STATUS, TIMESTAMP, Row
 
 # What a replay can be held to: every column but the key it was found by and the moments,
 # which are the projection's own.
@@ -34,8 +35,8 @@ def verify(log: StoreLog, read_model: ReadModel, event_id: str) -> dict[str, Any
                 {"table": table, "key": key, "field": field, "expected": expected, "actual": actual}
             )
 
-    def load(tx: Cursor) -> tuple[Any, list, list, list]:
-        if tx.postgres:  # one snapshot for all four reads, as one projection batch left them
+    def load(tx: Cursor) -> tuple[Any, list, list, list, list]:
+        if tx.postgres:  # one snapshot for all the reads, as one projection batch left them
             tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         status = tx.one("SELECT * FROM event_status WHERE event_id = ?", [event_id])
         bookings = tx.all(
@@ -49,13 +50,18 @@ def verify(log: StoreLog, read_model: ReadModel, event_id: str) -> dict[str, Any
             [event_id],
         )
         holdings = tx.all(
-            "SELECT user_id, booking_id, waiting_list_id FROM user_holdings "
-            "WHERE event_id = ? AND status IN ('confirmed', 'waitlisted')",
+            "SELECT user_id, booking_id, waiting_list_id, offer_id, status FROM user_holdings "
+            f"WHERE event_id = ? AND status IN ({ACTIVE_LIST})",
+            [event_id, *ACTIVE],
+        )
+        offers = tx.all(
+            "SELECT offer_id, status, user_id, waiting_list_id, quantity, expires_at "
+            "FROM offers WHERE event_id = ?",
             [event_id],
         )
-        return status, bookings, waiting, holdings
+        return status, bookings, waiting, holdings, offers
 
-    status, bookings, waiting, holdings = read_model.database.read(load)
+    status, bookings, waiting, holdings, offers = read_model.database.read(load)
     version = status["version"] if status else None
     event = replay(stored_until(log, event_id, version))
     if event is None:
@@ -83,18 +89,60 @@ def verify(log: StoreLog, read_model: ReadModel, event_id: str) -> dict[str, Any
     ]
     differ("waiting_list", event_id, "queue", expected_queue, actual_queue)
 
-    actual_holders = {
-        row["user_id"]: [row["booking_id"], row["waiting_list_id"]] for row in holdings
+    expected_holders = {
+        user_id: _holding(booking_id, waiting_list_id, event.offered_entries.get(waiting_list_id))
+        for user_id, (booking_id, waiting_list_id) in event.holders.items()
     }
-    for user_id in sorted(set(event.holders) | set(actual_holders)):
+    actual_holders = {
+        row["user_id"]: [row["booking_id"], row["waiting_list_id"], row["offer_id"], row["status"]]
+        for row in holdings
+    }
+    for user_id in sorted(set(expected_holders) | set(actual_holders)):
         differ(
             "user_holdings",
             user_id,
-            "bookingId,waitingListId",
-            event.holders.get(user_id),
+            "bookingId,waitingListId,offerId,status",
+            expected_holders.get(user_id),
             actual_holders.get(user_id),
         )
+
+    expected_offers: dict[str, list[Any]] = {
+        offer_id: [outcome] for offer_id, outcome in event.offer_outcomes.items()
+    }
+    for offer_id, (user_id, waiting_list_id, quantity, expires_at) in event.offers.items():
+        expected_offers[offer_id] = ["open", user_id, waiting_list_id, quantity, utc(expires_at)]
+    actual_offers = {row["offer_id"]: _offer(row) for row in offers}
+    for offer_id in sorted(set(expected_offers) | set(actual_offers)):
+        differ(
+            "offers",
+            offer_id,
+            "status (and userId,waitingListId,quantity,expiresAt while open)",
+            expected_offers.get(offer_id),
+            actual_offers.get(offer_id),
+        )
     return {"eventId": event_id, "consistent": not differences, "differences": differences}
+
+
+def _holding(booking_id: str | None, waiting_list_id: str | None, offer_id: str | None) -> list:
+    """A holding as the projection writes it: its ids, and the status they make."""
+    status = "confirmed" if booking_id else "offered" if offer_id else "waitlisted"
+    return [booking_id, waiting_list_id, offer_id, status]
+
+
+def _offer(row: Row) -> list[Any]:
+    """An ``offers`` row as a replay can hold it to: a settled offer by its outcome alone
+    (the replayed aggregate keeps no more of it), an open one whole."""
+    if row["status"] != "open":
+        return [row["status"]]
+    return ["open", row["user_id"], row["waiting_list_id"], row["quantity"], utc(row["expires_at"])]
+
+
+def utc(moment: Any) -> str:
+    """A moment, stored (a datetime, or ISO-8601 text) or replayed (ISO-8601 text), as UTC
+    ISO-8601 text: the same instant compares equal from either store."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromisoformat(str(moment))
+    return moment.astimezone(UTC).isoformat()
 
 
 def all_event_ids(log: StoreLog) -> list[str]:

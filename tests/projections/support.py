@@ -89,6 +89,9 @@ def offer_history(
         if step % save_every == 0:
             written += sum(len(a.pending_events) for a in aggregates.values())
             service.save(*aggregates.values())
+    for event in aggregates.values():  # end with offers open wherever a queue waits
+        if event.waitlist and event.bookings and event.waitlist_mode == "offer":
+            event.cancel(ORGANIZER, booking_id=next(iter(event.bookings)))
     service.save(*aggregates.values())
     return list(aggregates)
 
@@ -111,7 +114,7 @@ def _random_command(rng: random.Random, event: Event, user: str) -> None:
         event.settle_due_offers()
     elif roll < 0.995:
         event.change_capacity(ORGANIZER, max(event.booked + event.held, rng.randint(1, 15)))
-    elif not event.closed:
+    elif not event.closed and rng.random() < 0.2:  # a closed event drains: close rarely
         event.close(ORGANIZER)
 
 
