@@ -8,11 +8,15 @@ How they fit together:
   owner organizes, now or later, or every event while the owner is an admin (decided when
   each domain event is turned into messages, so a revoked admin stops receiving other
   organizers' events). ``event_types`` is a JSON array of the contract's types, or
-  ``["*"]``. ``from_position`` is the store's head when the endpoint was registered: it
-  receives messages of later positions only, however far the follower lags. ``enabled``
-  false stops new deliveries being made for it; ``disabled_reason`` is null when its owner
-  disabled it and ``"gone"`` when the dispatcher disabled it on a 410. DELETE removes the row,
-  its secrets and its deliveries in one transaction.
+  ``["*"]``. Which domain events it hears of is decided by store position, never by how far
+  the follower lags: those after ``from_position`` (the store's head when it was registered
+  or last enabled) and, once disabled, up to ``until_position`` (the head when it was
+  disabled; null while enabled). So ``enabled`` false stops deliveries being made for what
+  is stored afterwards; whoever disables an endpoint sets ``until_position`` to the store's
+  head with it (the dispatcher too, on a 410), and enabling it again sets ``from_position``
+  to the head and ``until_position`` to null. ``disabled_reason`` is null when its owner
+  disabled it and ``"gone"`` when the dispatcher disabled it on a 410. DELETE removes the
+  row, its secrets and its deliveries in one transaction.
 - ``webhook_secrets``: the signing secrets (``whsec_`` + base64 of 32 random bytes, as
   Standard Webhooks spells them), ``generation`` 1, 2, ... per endpoint. The current one has
   ``expires_at`` null; a rotation sets the previous current one's ``expires_at`` to 24 hours
@@ -78,6 +82,7 @@ WEBHOOKS = Table(
         Column("enabled", BOOLEAN),
         Column("disabled_reason", TEXT, nullable=True),
         Column("from_position", BIGINT),
+        Column("until_position", BIGINT, nullable=True),
         Column("created_at", TIMESTAMP),
         Column("updated_at", TIMESTAMP),
     ),
@@ -139,6 +144,9 @@ DELIVERIES = Table(
         Index("notification_deliveries_due", ("status", "next_attempt_at")),
         Index("notification_deliveries_webhook", ("webhook_id", "position", "delivery_id")),
         Index("notification_deliveries_message", ("message_id",)),
+        # The dispatcher's claim: an endpoint's pending deliveries in position order (the
+        # email ones under a null webhook_id), without reading its delivered history.
+        Index("notification_deliveries_lane", ("webhook_id", "status", "position")),
     ),
 )
 
