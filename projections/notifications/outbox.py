@@ -66,12 +66,14 @@ class Endpoint:
     event_types: frozenset[str]
     event_id: str | None
     from_position: int
+    until_position: int | None
 
     def wants(self, message: Message) -> bool:
-        """Registered before the message's position, for its type and (if it names one)
-        its event; whose events it may see is ``Outbox.receives``'s question."""
+        """Enabled at the message's position, for its type and (if it names one) its
+        event; whose events it may see is ``Outbox.receives``'s question."""
         return (
-            message.position > self.from_position
+            self.from_position < message.position
+            and (self.until_position is None or message.position <= self.until_position)
             and (ALL in self.event_types or message.type in self.event_types)
             and (self.event_id is None or self.event_id == message.event_id)
         )
@@ -112,7 +114,7 @@ class OutboxFollower(ProjectionRunner):
         notifications = self.log.recorder.select_notifications(position + 1, self.batch_size)
         if not notifications:
             return 0
-        endpoints = enabled_endpoints(cursor)
+        endpoints = listening_endpoints(cursor, position)
         if endpoints or self.mail:
             messages, deliveries = self._outbox(notifications, endpoints, cursor.postgres)
             insert_new(cursor, MESSAGES, messages)
@@ -226,14 +228,15 @@ def delivery_id(message_id: str, channel: str, destination: str) -> str:
     return "dlv_" + uuid5(MESSAGE_NAMESPACE, f"{message_id}:{channel}:{destination}").hex
 
 
-def enabled_endpoints(cursor: Cursor) -> list[Endpoint]:
-    """The enabled webhooks, held (on PostgreSQL) until the batch commits, so that a
-    deletion or a disabling waits for the deliveries the batch makes for them."""
+def listening_endpoints(cursor: Cursor, position: int) -> list[Endpoint]:
+    """The webhooks that may hear of what is stored after ``position``: the enabled ones,
+    and those disabled after it. Held (on PostgreSQL) until the batch commits, so that a
+    change or a deletion waits for the deliveries the batch makes for them."""
     lock = " FOR SHARE" if cursor.postgres else ""
     rows = cursor.all(
-        "SELECT webhook_id, owner_id, event_types, event_id, from_position "
-        f"FROM webhooks WHERE enabled = ?{lock}",
-        [True],
+        "SELECT webhook_id, owner_id, event_types, event_id, from_position, until_position "
+        f"FROM webhooks WHERE enabled = ? OR until_position > ?{lock}",
+        [True, position],
     )
     return [
         Endpoint(
@@ -242,6 +245,7 @@ def enabled_endpoints(cursor: Cursor) -> list[Endpoint]:
             frozenset(json.loads(row["event_types"])),
             row["event_id"],
             int(row["from_position"]),
+            None if row["until_position"] is None else int(row["until_position"]),
         )
         for row in rows
     ]

@@ -72,10 +72,10 @@ def resolve(host: str, port: int) -> list[str]:
 
 
 def check_url(
-    url: str, *, allow_http: bool, allow_private: bool, resolver: Resolver = resolve
+    url: str, *, allow_http: bool, allow_private: bool, resolver: Resolver | None = None
 ) -> Destination:
     """``url`` where a webhook may go, with the addresses it may be delivered to; raises
-    ``UnsafeUrl`` saying which rule it breaks."""
+    ``UnsafeUrl`` saying which rule it breaks. ``resolver`` defaults to ``resolve``."""
     if not url.isascii() or not url.isprintable() or " " in url:
         raise UnsafeUrl("Must be printable ASCII without spaces (an IDN host in its xn-- form).")
     parts = urlsplit(url)
@@ -94,7 +94,7 @@ def check_url(
         raise UnsafeUrl("Must have a port between 1 and 65535.") from None
     if port == 0:
         raise UnsafeUrl("Must have a port between 1 and 65535.")
-    addresses = resolver(host, port)
+    addresses = (resolver or resolve)(host, port)
     if not addresses:
         raise UnsafeUrl(f"The host {host} does not resolve.")
     for address in addresses:

@@ -29,7 +29,7 @@ SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 # A replaced secret keeps signing this long, so receivers can switch without losing one.
 ROTATION_OVERLAP = timedelta(hours=24)
-UPDATABLE = ("url", "event_types", "enabled")
+UPDATABLE = ("url", "event_types", "enabled", "description")
 
 
 class WebhookNotFound(DomainError):
@@ -124,14 +124,19 @@ class Webhooks:
         return items, next_cursor
 
     def update(self, webhook_id: str, changes: dict[str, Any]) -> Row:
-        """Change ``url``, ``event_types`` and/or ``enabled``; enabling clears why it was
-        disabled (a 410, say)."""
-        self.get(webhook_id)
+        """Change ``url``, ``event_types``, ``enabled`` and/or ``description``; enabling
+        clears why it was disabled (a 410, say)."""
+        current = self.get(webhook_id)
         values = {name: changes[name] for name in UPDATABLE if name in changes}
         if "event_types" in values:
             values["event_types"] = json.dumps(values["event_types"])
-        if "enabled" in values:
+        if values.get("enabled", current["enabled"]) != current["enabled"]:
             values["disabled_reason"] = None
+            # Hears of what is stored while it is enabled (see the tables' reference).
+            if values["enabled"]:
+                values.update(from_position=self.head(), until_position=None)
+            else:
+                values["until_position"] = self.head()
         with self.database.transaction(immediate=True) as cursor:
             values["updated_at"] = moment(now(), cursor.postgres)
             assignments = ", ".join(f"{name} = ?" for name in values)
