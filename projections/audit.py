@@ -11,6 +11,7 @@ from typing import Any
 
 from adapters.log_reader import StoreLog
 from domain.errors import EventNotFound
+from domain.event import Event
 from domain.store import event_history
 from projections.replay import replay, status_row, stored_until
 from projections.runner import EVENT_TOPIC_PREFIX
@@ -58,8 +59,8 @@ def state_at(
     at: datetime | None = None,
 ) -> Row:
     """The event as it stood at ``version`` or at time ``at``, replayed from the store: its
-    ``event_status`` row with its active ``bookings`` and its ``waitlist`` in queue order,
-    each a row named like the read models' columns."""
+    ``event_status`` row with its active ``bookings`` and its ``waitlist`` in queue order
+    (each entry with its open offer, if any), each a row named like the read models'."""
     domain_events = stored_until(log, event_id, version, at)
     aggregate = replay(domain_events)
     if aggregate is None:
@@ -69,7 +70,7 @@ def state_at(
     for domain_event in domain_events:
         if type(domain_event).__name__ == "Waitlisted":
             joined[domain_event.waiting_list_id] = domain_event.timestamp
-        elif type(domain_event).__name__ in ("TicketBooked", "Reassigned"):
+        elif type(domain_event).__name__ in ("TicketBooked", "Reassigned", "OfferAccepted"):
             booked.setdefault(domain_event.booking_id, domain_event.timestamp)
     bookings = [
         {
@@ -87,12 +88,26 @@ def state_at(
             "quantity_waiting": quantity,
             "position": position,
             "joined_at": joined.get(waiting_list_id),
+            **_open_offer(aggregate, waiting_list_id),
         }
         for position, (waiting_list_id, (user_id, quantity)) in enumerate(
             aggregate.waitlist.items(), start=1
         )
     ]
     return {**status_row(aggregate), "bookings": bookings, "waitlist": waitlist}
+
+
+def _open_offer(aggregate: Event, waiting_list_id: str) -> Row:
+    """The entry's open offer, named as the read models' waitlist rows name it."""
+    offer_id = aggregate.offered_entries.get(waiting_list_id)
+    if offer_id is None:
+        return {"offer_id": None, "offer_quantity": None, "expires_at": None}
+    _, _, quantity, expires_at = aggregate.offers[offer_id]
+    return {
+        "offer_id": offer_id,
+        "offer_quantity": quantity,
+        "expires_at": datetime.fromisoformat(expires_at),
+    }
 
 
 def audit_log(log: StoreLog, after: int = 0, limit: int = 100) -> dict[str, Any]:
