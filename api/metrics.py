@@ -14,7 +14,9 @@ What is measured:
   plain counters (``domain.lanes.BatchStats``); the service's instance is swapped here for a
   subclass that also feeds Prometheus, so the domain never imports it;
 - ``ticketing_projection_lag_events`` / ``_seconds`` and ``ticketing_store_up``: measured from
-  the store at scrape time, so they are the same whichever worker answers.
+  the store at scrape time, so they are the same whichever worker answers; so are the offer
+  deadline follower's ``ticketing_offer_deadlines_lag_events``, ``ticketing_offers_open`` and
+  ``ticketing_offers_overdue_seconds``.
 
 Every label holds one of a fixed set of values, whatever a client sends: anyone may send any
 method to any path, and a label copying either would grow the scrape (and each worker's
@@ -48,6 +50,7 @@ from flask import Blueprint, Flask, Response, g, request
 from api import composition
 from api.extensions import limiter
 from domain.lanes import BatchStats
+from projections.offer_deadlines import deadline_status
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BOOK_ENDPOINT = "bookings.book"
@@ -244,7 +247,37 @@ def _store_gauges() -> bytes:
         "Age of the oldest stored event the read models have not applied yet.",
         registry=registry,
     ).set(lag.seconds)
+    _offer_deadline_gauges(registry)
     return generate_latest(registry)
+
+
+def _offer_deadline_gauges(registry: Any) -> None:
+    from prometheus_client import Gauge
+
+    reads = composition.reads()
+    if reads.log is None:
+        return
+    try:
+        status = deadline_status(reads.log, reads.database)
+    except Exception as error:  # noqa: BLE001 - an unmigrated table must not fail the scrape
+        log.warning("metrics: could not read the offer deadlines: %s", type(error).__name__)
+        return
+    Gauge(
+        "ticketing_offer_deadlines_lag_events",
+        "Stored events the offer deadline follower has not read yet.",
+        registry=registry,
+    ).set(status.events)
+    Gauge(
+        "ticketing_offers_open",
+        "Open offers the deadline follower knows of.",
+        registry=registry,
+    ).set(status.open_offers)
+    Gauge(
+        "ticketing_offers_overdue_seconds",
+        "How far past its deadline the earliest open offer is (0: none due); it grows while "
+        "the deadline follower is down or behind.",
+        registry=registry,
+    ).set(status.overdue_seconds)
 
 
 def prepare_multiprocess_dir() -> Path:
