@@ -40,6 +40,7 @@ class Seat:
         "since",
         "alone",
         "missing",
+        "snapshot",
         "batch",
         "watch",
         "appended",
@@ -56,6 +57,7 @@ class Seat:
         self.since = since
         self.alone = False  # its last group was refused: it goes in a group of its own
         self.missing: list[StoredEvent] | None = None
+        self.snapshot: StoredEvent | None = None
         self.batch: list[StoredEvent] | None = None
         self.watch: Watch | None = None
         self.appended: Appended | None = None
@@ -95,7 +97,9 @@ class Transactions(Protocol):
 
     def begin(self, seats: list[Seat]) -> Any:
         """Start the group's transaction, holding every seat's event, and set each seat's
-        ``missing``; returns the handle ``commit`` gets. Raises the store's exception."""
+        ``missing`` (and, for a seat with nothing cached, its ``snapshot``; see
+        ``domain.ports.Turn``); returns the handle ``commit`` gets. Raises the store's
+        exception."""
 
     def commit(self, handle: Any, seats: list[Seat], deposited: list[Seat]) -> None:
         """Append the deposited seats' batches as one commit (or end the transaction if
@@ -164,7 +168,7 @@ class AppendCombiner:
                 raise seat.error
             return seat.appended
 
-        return Turn(seat.missing, append)
+        return Turn(seat.missing, append, seat.snapshot)
 
     def _dispatch(self) -> None:
         """Under the mutex: let the longest waiting seats open groups while there is room."""

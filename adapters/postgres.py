@@ -38,7 +38,9 @@ class PostgresTurns:
     1. ``BEGIN``, ``pg_advisory_xact_lock`` on each event of the group, in ascending key
        order (so two processes' groups can never wait on each other in a cycle), and one
        query for anything stored after each leader's cached version (so it fast-forwards
-       without another query);
+       without another query) or, for a leader with nothing cached, for its event's latest
+       snapshot and the events after it (so it builds the aggregate without a read of its
+       own: an event's first command in a process costs no round trip of the library's);
     2. every deposited batch at once: ``LOCK TABLE`` (the same lock the eventsourcing
        library takes, so that notification ids commit in order), the look at the watched
        streams (``Watch``), ``INSERT ... RETURNING``, ``NOTIFY`` and ``COMMIT``, which also
@@ -64,24 +66,39 @@ class PostgresTurns:
     def __init__(self, db: Database, recorder: Any, max_groups: int = MAX_GROUPS) -> None:
 
         table = sql.Identifier(recorder.events_table_name)
-        self._lock = "BEGIN; SELECT pg_advisory_xact_lock(%s)"
+        lock = "BEGIN; SELECT pg_advisory_xact_lock(%s)"
         catch_up = sql.SQL(
             "SELECT originator_version, topic, state FROM {} "
             "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
         ).format(table)
         # Rendered to plain strings once: psycopg renders a composed query on every execute.
-        self._lock_and_catch_up = f"{self._lock}; {catch_up.as_string()}"
-        self._catch_up_together = (
+        self._lock_and_catch_up = f"{lock}; {catch_up.as_string()}"
+        # Under the library's naming (``prefix_purpose``), the snapshots beside the events.
+        snapshots = sql.Identifier(
+            recorder.events_table_name.removesuffix("_events") + "_snapshots"
+        )
+        self._read_together = (
             sql.SQL(
-                "SELECT c.id, e.originator_version, e.topic, e.state "
+                "SELECT c.id, x.snapshot, x.originator_version, x.topic, x.state "
                 "FROM unnest(%s::uuid[], %s::bigint[]) AS c(id, since) "
-                # Each event read through the primary key: without OFFSET 0 the planner flattens
-                # the subquery into a hash join over a scan of the whole table.
-                "CROSS JOIN LATERAL (SELECT originator_version, topic, state FROM {} "
-                "WHERE originator_id = c.id AND originator_version > c.since OFFSET 0) AS e "
-                "ORDER BY c.id, e.originator_version"
+                # A member with nothing cached (no ``since``) reads its latest snapshot and
+                # the events after it, one that has its events after its version; all in one
+                # statement, so the snapshot and the events come from the same moment.
+                "LEFT JOIN LATERAL (SELECT originator_version FROM {snapshots} "
+                "WHERE c.since IS NULL AND originator_id = c.id "
+                "ORDER BY originator_version DESC LIMIT 1) AS s ON true "
+                "CROSS JOIN LATERAL (SELECT true, originator_version, topic, state "
+                "FROM {snapshots} "
+                "WHERE originator_id = c.id AND originator_version = s.originator_version "
+                # Each event read through the primary key: without OFFSET 0 the planner may
+                # flatten the subquery into a hash join over a scan of the whole table.
+                "UNION ALL (SELECT false, originator_version, topic, state FROM {events} "
+                "WHERE originator_id = c.id "
+                "AND originator_version > coalesce(c.since, s.originator_version, 0) OFFSET 0)) "
+                "AS x(snapshot, originator_version, topic, state) "
+                "ORDER BY c.id, x.snapshot DESC, x.originator_version"
             )
-            .format(table)
+            .format(events=table, snapshots=snapshots)
             .as_string()
         )
         append = (
@@ -150,7 +167,7 @@ class PostgresTurns:
 
     def _begin_alone(self, conn: Any, seat: Seat) -> None:
         if seat.since is None:
-            conn.execute(self._lock, (seat.key,))
+            self._begin_together(conn, [seat])
             return
         # Its own statement, so its snapshot comes after the lock: it sees every append the
         # lock's previous holder committed.
@@ -164,29 +181,34 @@ class PostgresTurns:
 
     def _begin_together(self, conn: Any, seats: list[Seat]) -> None:
         keys = sorted({seat.key for seat in seats})
-        catching_up = {seat.aggregate_id: seat for seat in seats if seat.since is not None}
-        if not catching_up:
-            conn.execute(self._locks(len(keys), catch_up=False), keys)
-            return
         found = conn.execute(
-            self._locks(len(keys), catch_up=True),
-            (*keys, _array(catching_up), _array(seat.since for seat in catching_up.values())),
+            self._locks(len(keys)),
+            (
+                *keys,
+                _array(seat.aggregate_id for seat in seats),
+                _versions(seat.since for seat in seats),
+            ),
         )
         for _ in range(len(keys) + 1):
             found.nextset()
-        for seat in catching_up.values():
+        by_id = {seat.aggregate_id: seat for seat in seats}
+        for seat in seats:
             seat.missing = []
-        for originator_id, version, topic, state in found.fetchall():
-            missing = catching_up[originator_id].missing
-            missing.append(StoredEvent(originator_id, version, topic, bytes(state)))
+        for originator_id, is_snapshot, version, topic, state in found.fetchall():
+            seat = by_id[originator_id]
+            stored = StoredEvent(originator_id, version, topic, bytes(state))
+            if is_snapshot:
+                seat.snapshot = stored
+            else:
+                seat.missing.append(stored)
 
     @functools.cache  # noqa: B019 - one per count of locks and instance: a few dozen texts
-    def _locks(self, count: int, catch_up: bool) -> str:
+    def _locks(self, count: int) -> str:
         """``BEGIN``, one statement per lock (taken in that order: within a single statement
-        the order of evaluation is not promised), and the catch-up. The same text for the
-        same count, so psycopg parses it once."""
+        the order of evaluation is not promised), and the members' reads. The same text for
+        the same count, so psycopg parses it once."""
         locks = "; ".join(["SELECT pg_advisory_xact_lock(%s)"] * count)
-        return f"BEGIN; {locks}; {self._catch_up_together}" if catch_up else f"BEGIN; {locks}"
+        return f"BEGIN; {locks}; {self._read_together}"
 
     def commit(self, conn: Any, seats: list[Seat], deposited: list[Seat]) -> None:
         try:
@@ -270,6 +292,11 @@ def _array(values: Iterable[UUID | int]) -> str:
     """A PostgreSQL array literal of UUIDs or integers, cast by the statement. Spelled here
     rather than by psycopg's list adaptation, which costs a batch several times as much."""
     return "{" + ",".join(map(str, values)) + "}"
+
+
+def _versions(values: Iterable[int | None]) -> str:
+    """An array literal of versions, ``None`` (nothing cached) as NULL."""
+    return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
 
 
 def _texts(values: Iterable[str]) -> str:

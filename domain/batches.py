@@ -202,7 +202,7 @@ class EventBatches:
         """The lane's aggregate, fast-forwarded past anything other processes appended."""
         event = lane.aggregate
         if event is None:
-            loaded = self._find_event(lane.aggregate_id)
+            loaded = self._load(lane.aggregate_id, turn)
             if loaded is None:
                 raise EventNotFound("No such event.")
             lane.aggregate = loaded
@@ -214,6 +214,18 @@ class EventBatches:
             for new_event in self._events.get(lane.aggregate_id, gt=event.version):
                 new_event.mutate(event)
         return event
+
+    def _load(self, aggregate_id: UUID, turn: Turn) -> Event | None:
+        """The event as stored: built from what the turn read (the latest snapshot and the
+        events after it, in the turn's first round trip) or, when the store could not read
+        it cheaply, found through the library's repository."""
+        if turn.missing is None:
+            return self._find_event(aggregate_id)
+        stored = turn.missing if turn.snapshot is None else [turn.snapshot, *turn.missing]
+        aggregate: Any = None
+        for record in stored:  # as the library's repository projects an aggregate
+            aggregate = self._mapper.to_domain_event(record).mutate(aggregate)
+        return aggregate if isinstance(aggregate, Event) else None
 
     def _maybe_snapshot(self, event: Event, previous_version: int) -> None:
         interval = self._settings.snapshot_interval

@@ -33,14 +33,18 @@ class Appended:
 class Turn:
     """A leader's exclusive turn on one event's stream.
 
-    ``missing`` holds the events stored after the leader's cached version (``None`` when the
-    store cannot tell cheaply: the leader then catches up by itself). ``append`` stores a
+    ``missing`` holds the events stored after the leader's cached version; for a leader
+    with nothing cached (``since`` is ``None``), the stream's latest ``snapshot`` (if any)
+    and the events stored after it, so the leader builds the aggregate without a read of its
+    own (nothing stored and no snapshot: there is no such stream). ``missing`` is ``None``
+    when the store cannot tell cheaply: the leader then reads by itself. ``append`` stores a
     batch and, serialised with every other append, checks the watched streams: whatever
     committed before the batch is seen, whatever commits after it will see the batch.
     """
 
     missing: list[StoredEvent] | None
     append: Callable[..., Appended]
+    snapshot: StoredEvent | None = None
 
 
 class Turns(Protocol):

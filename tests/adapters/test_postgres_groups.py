@@ -119,7 +119,7 @@ def test_the_groups_catch_up_gives_each_member_what_was_stored_after_its_version
     service: TicketingService, turns: PostgresTurns
 ) -> None:
     behind, current, cold = uuid4(), uuid4(), uuid4()
-    store(service, events(behind, 1, 2, 3), events(current, 1, 2))
+    store(service, events(behind, 1, 2, 3), events(current, 1, 2), events(cold, 1, 2))
     seats = [Seat(behind, 1), Seat(current, 2), Seat(cold, None)]
 
     turns.commit(turns.begin(seats), seats, [])
@@ -127,7 +127,45 @@ def test_the_groups_catch_up_gives_each_member_what_was_stored_after_its_version
     assert [e.originator_version for e in seats[0].missing or []] == [2, 3]
     assert seats[0].missing == events(behind, 2, 3)
     assert seats[1].missing == []
-    assert seats[2].missing is None  # a cold leader loads the event itself
+    assert seats[2].missing == events(cold, 1, 2)  # nothing cached: the whole stream
+    assert [seat.snapshot for seat in seats] == [None, None, None]
+
+
+def put_snapshot(service: TicketingService, stream: UUID, version: int) -> StoredEvent:
+    snapshot = StoredEvent(stream, version, "test:Snapshot", f'{{"at": {version}}}'.encode())
+    assert service.snapshots is not None
+    service.snapshots.recorder.insert_events([snapshot])
+    return snapshot
+
+
+@pytest.mark.parametrize("others", [0, 1], ids=["alone", "in a group"])
+def test_a_member_with_nothing_cached_gets_the_latest_snapshot_and_the_events_after_it(
+    service: TicketingService, turns: PostgresTurns, others: int
+) -> None:
+    cold, snapshotted_warm = uuid4(), uuid4()
+    store(service, events(cold, 1, 2, 3, 4, 5), events(snapshotted_warm, 1, 2, 3))
+    put_snapshot(service, cold, 2)
+    latest = put_snapshot(service, cold, 4)
+    put_snapshot(service, snapshotted_warm, 2)
+    seats = [Seat(cold, None), Seat(snapshotted_warm, 1)][: 1 + others]
+
+    turns.commit(turns.begin(seats), seats, [])
+
+    assert seats[0].snapshot == latest
+    assert seats[0].missing == events(cold, 5)
+    if others:  # a member with a cached version reads only the events after it
+        assert seats[1].snapshot is None
+        assert seats[1].missing == events(snapshotted_warm, 2, 3)
+
+
+def test_a_member_with_nothing_cached_on_an_unknown_stream_reads_nothing(
+    turns: PostgresTurns,
+) -> None:
+    seats = [Seat(uuid4(), None)]
+
+    turns.commit(turns.begin(seats), seats, [])
+
+    assert seats[0].missing == [] and seats[0].snapshot is None
 
 
 def test_each_member_sees_the_watched_streams_it_watches(
@@ -270,12 +308,15 @@ def test_the_groups_catch_up_reads_each_event_through_the_primary_key(
 ) -> None:
     streams = [uuid4() for _ in range(10_000)]
     store(service, *(events(stream, 1, 2, 3) for stream in streams))
-    asked = (
+    for stream in streams[:1000]:
+        put_snapshot(service, stream, 2)
+    asked = (  # half of them cached, half of them cold (NULL)
         "{" + ",".join(map(str, streams[:16])) + "}",
-        "{" + ",".join(["1"] * 16) + "}",
+        "{" + ",".join(["1", "NULL"] * 8) + "}",
     )
 
-    query = psycopg.ClientCursor(admin).mogrify(turns._catch_up_together, asked)
-    plan = admin.execute("EXPLAIN " + query).fetchall()
+    query = psycopg.ClientCursor(admin).mogrify(turns._read_together, asked)
+    plan = "\n".join(line for (line,) in admin.execute("EXPLAIN " + query).fetchall())
 
-    assert "Seq Scan on ticketing_events" not in "\n".join(line for (line,) in plan)
+    assert "Seq Scan on ticketing_events" not in plan
+    assert "Seq Scan on ticketing_snapshots" not in plan
