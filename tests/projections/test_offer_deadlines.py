@@ -7,8 +7,10 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from eventsourcing.persistence import OperationalError
 
 from adapters import open_service
@@ -286,6 +288,25 @@ def test_expire_offers_status_is_a_health_check(
     assert main(command) == 0  # no limit given: a report only
     assert main([*command, "--max-overdue-seconds", "10"]) == 1
     assert "overdue beyond the limit" in capsys.readouterr().err
+
+
+def test_the_compose_follower_runs_expire_offers_and_is_checked_by_its_status(
+    store: TicketingService, follower: OfferDeadlineFollower, database_url: str, clock: Clock
+) -> None:
+    compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
+    service = compose["services"]["offer-deadlines"]
+    assert service["command"] == ["ticketing", "expire-offers"]
+    check = service["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "ticketing", "expire-offers"]
+    _event_id, holders = offer_event(store, seats=1, waiting=1)
+    cancel_into_offers(store, holders)
+    follower.process_available()
+    command = ["--database-url", database_url, *check[2:]]
+
+    clock.offset = timedelta(seconds=TTL + 20)
+    assert main(command) == 0
+    clock.offset = timedelta(seconds=TTL + 40)  # past the compose limit of 30 s overdue
+    assert main(command) == 1
 
 
 def test_expire_offers_status_is_unhealthy_on_an_unmigrated_store(tmp_path, capsys) -> None:
