@@ -67,15 +67,22 @@ class Endpoint:
     event_id: str | None
     from_position: int
     until_position: int | None
+    paused_ranges: tuple[tuple[int, int], ...]
 
     def wants(self, message: Message) -> bool:
         """Enabled at the message's position, for its type and (if it names one) its
         event; whose events it may see is ``Outbox.receives``'s question."""
         return (
-            self.from_position < message.position
-            and (self.until_position is None or message.position <= self.until_position)
+            self.enabled_at(message.position)
             and (ALL in self.event_types or message.type in self.event_types)
             and (self.event_id is None or self.event_id == message.event_id)
+        )
+
+    def enabled_at(self, position: int) -> bool:
+        return (
+            self.from_position < position
+            and (self.until_position is None or position <= self.until_position)
+            and not any(after < position <= until for after, until in self.paused_ranges)
         )
 
 
@@ -234,8 +241,8 @@ def listening_endpoints(cursor: Cursor, position: int) -> list[Endpoint]:
     change or a deletion waits for the deliveries the batch makes for them."""
     lock = " FOR SHARE" if cursor.postgres else ""
     rows = cursor.all(
-        "SELECT webhook_id, owner_id, event_types, event_id, from_position, until_position "
-        f"FROM webhooks WHERE enabled = ? OR until_position > ?{lock}",
+        "SELECT webhook_id, owner_id, event_types, event_id, from_position, until_position, "
+        f"paused_ranges FROM webhooks WHERE enabled = ? OR until_position > ?{lock}",
         [True, position],
     )
     return [
@@ -246,6 +253,7 @@ def listening_endpoints(cursor: Cursor, position: int) -> list[Endpoint]:
             row["event_id"],
             int(row["from_position"]),
             None if row["until_position"] is None else int(row["until_position"]),
+            tuple((after, until) for after, until in json.loads(row["paused_ranges"])),
         )
         for row in rows
     ]

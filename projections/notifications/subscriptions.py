@@ -18,6 +18,8 @@ from uuid import uuid4
 
 from adapters.sql import Cursor, ReadModelDatabase
 from domain.errors import DomainError
+from projections import tracking
+from projections.notifications.schema import TRACKING_NAME
 from projections.notifications.tables import WEBHOOK_SECRETS, WEBHOOKS, moment, now
 from projections.queries import InvalidCursor, decode_cursor, encode_cursor, iso
 from projections.tables import Row
@@ -75,6 +77,7 @@ class Webhooks:
                 description=description,
                 enabled=True,
                 from_position=self.head(),
+                paused_ranges="[]",
                 created_at=stamp,
                 updated_at=stamp,
             )
@@ -132,11 +135,7 @@ class Webhooks:
             values["event_types"] = json.dumps(values["event_types"])
         if values.get("enabled", current["enabled"]) != current["enabled"]:
             values["disabled_reason"] = None
-            # Hears of what is stored while it is enabled (see the tables' reference).
-            if values["enabled"]:
-                values.update(from_position=self.head(), until_position=None)
-            else:
-                values["until_position"] = self.head()
+            values.update(self._resume(current) if values["enabled"] else self._pause())
         with self.database.transaction(immediate=True) as cursor:
             values["updated_at"] = moment(now(), cursor.postgres)
             assignments = ", ".join(f"{name} = ?" for name in values)
@@ -147,6 +146,19 @@ class Webhooks:
         if not updated:
             raise WebhookNotFound("No such webhook.")
         return self.get(webhook_id)
+
+    def _pause(self) -> Row:
+        """It hears of nothing stored from now on (see the tables' reference)."""
+        return {"until_position": self.head()}
+
+    def _resume(self, current: Row) -> Row:
+        """It hears of what is stored from now on, and still of nothing stored while it was
+        disabled (pauses the follower has passed are forgotten)."""
+        passed = tracking.position(self.database, TRACKING_NAME)
+        paused = [[after, until] for after, until in current["paused_ranges"] if until > passed]
+        if current["until_position"] is not None and self.head() > passed:
+            paused.append([current["until_position"], self.head()])
+        return {"until_position": None, "paused_ranges": json.dumps(paused)}
 
     def delete(self, webhook_id: str) -> None:
         """The endpoint, its secrets and its deliveries, in one transaction."""
@@ -211,4 +223,9 @@ def _insert(cursor: Cursor, table: str, row: Row) -> None:
 
 
 def _decoded(row: Row) -> Row:
-    return {**row, "event_types": json.loads(row["event_types"]), "enabled": bool(row["enabled"])}
+    return {
+        **row,
+        "event_types": json.loads(row["event_types"]),
+        "paused_ranges": json.loads(row["paused_ranges"]),
+        "enabled": bool(row["enabled"]),
+    }

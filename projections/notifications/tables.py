@@ -9,14 +9,16 @@ How they fit together:
   each domain event is turned into messages, so a revoked admin stops receiving other
   organizers' events). ``event_types`` is a JSON array of the contract's types, or
   ``["*"]``. Which domain events it hears of is decided by store position, never by how far
-  the follower lags: those after ``from_position`` (the store's head when it was registered
-  or last enabled) and, once disabled, up to ``until_position`` (the head when it was
-  disabled; null while enabled). So ``enabled`` false stops deliveries being made for what
-  is stored afterwards; whoever disables an endpoint sets ``until_position`` to the store's
-  head with it (the dispatcher too, on a 410), and enabling it again sets ``from_position``
-  to the head and ``until_position`` to null. ``disabled_reason`` is null when its owner
-  disabled it and ``"gone"`` when the dispatcher disabled it on a 410. DELETE removes the
-  row, its secrets and its deliveries in one transaction.
+  the follower lags: those after ``from_position`` (the store's head when it was
+  registered), except while it was disabled. ``until_position`` is the head when it was
+  disabled (null while enabled): it hears of nothing stored after that. Enabling it again
+  moves that pause into ``paused_ranges``, a JSON array of ``[after, until]`` pairs (it
+  hears of nothing stored in ``after < position <= until``; pairs the follower has passed
+  are dropped then), and sets ``until_position`` to null. Whoever disables an endpoint sets
+  ``until_position`` to the store's head with ``enabled`` false (the dispatcher too, on a
+  410). ``disabled_reason`` is null when its owner disabled it and ``"gone"`` when the
+  dispatcher disabled it on a 410. DELETE removes the row, its secrets and its deliveries
+  in one transaction.
 - ``webhook_secrets``: the signing secrets (``whsec_`` + base64 of 32 random bytes, as
   Standard Webhooks spells them), ``generation`` 1, 2, ... per endpoint. The current one has
   ``expires_at`` null; a rotation sets the previous current one's ``expires_at`` to 24 hours
@@ -83,6 +85,7 @@ WEBHOOKS = Table(
         Column("disabled_reason", TEXT, nullable=True),
         Column("from_position", BIGINT),
         Column("until_position", BIGINT, nullable=True),
+        Column("paused_ranges", TEXT),
         Column("created_at", TIMESTAMP),
         Column("updated_at", TIMESTAMP),
     ),
