@@ -133,8 +133,8 @@ def read_model_rows(database_url: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def _normal(value: Any) -> Any:
-    text = iso(value) if value is not None and not isinstance(value, (int, str)) else value
-    return text
+    """Moments as ISO-8601 text, as SQLite stores them; PostgreSQL returns datetimes."""
+    return iso(value) if isinstance(value, datetime) else value
 
 
 def stored_event_count(service: TicketingService) -> int:
