@@ -89,11 +89,12 @@ def check_url(
     if not host:
         raise UnsafeUrl("Must name a host.")
     try:
-        port = parts.port or DEFAULT_PORTS[scheme]
+        port = parts.port
     except ValueError:
-        raise UnsafeUrl("Must have a port between 1 and 65535.") from None
+        port = 0
     if port == 0:
         raise UnsafeUrl("Must have a port between 1 and 65535.")
+    port = port or DEFAULT_PORTS[scheme]
     addresses = (resolver or resolve)(host, port)
     if not addresses:
         raise UnsafeUrl(f"The host {host} does not resolve.")
