@@ -120,12 +120,14 @@ def booking_item_json(booking: Row) -> dict[str, Any]:
 
 
 def waiting_item_json(entry: Row) -> dict[str, Any]:
+    """A queue entry; one with an open offer also names it (the seats held for it)."""
     return {
         "waitingListId": entry["waiting_list_id"],
         "userId": entry["user_id"],
         "quantity": entry["quantity_waiting"],
         "position": entry["position"],
         "joinedAt": iso(entry["joined_at"]),
+        **_offer_fields(entry),
     }
 
 
@@ -150,13 +152,18 @@ def _holding_fields(holding: Row) -> dict[str, Any]:
             waitingQuantity=holding["waiting_quantity"],
             position=holding["position"],
         )
-    if holding["offer_id"]:
-        fields.update(
-            offerId=holding["offer_id"],
-            offerQuantity=holding["offer_quantity"],
-            expiresAt=iso(holding["expires_at"]),
-        )
-    return fields
+    return fields | _offer_fields(holding)
+
+
+def _offer_fields(row: Row) -> dict[str, Any]:
+    """The open offer of a waiting entry, named only when there is one."""
+    if not row["offer_id"]:
+        return {}
+    return {
+        "offerId": row["offer_id"],
+        "offerQuantity": row["offer_quantity"],
+        "expiresAt": iso(row["expires_at"]),
+    }
 
 
 def booking_json(event_id: str, user_id: str, outcome: BookingOutcome) -> tuple[dict, int]:

@@ -94,6 +94,9 @@ class WaitlistEntrySchema(CamelCaseSchema):
     quantity = fields.Integer(required=True)
     position = fields.Integer(required=True)
     joined_at = fields.DateTime(required=True)
+    offer_id = fields.String(metadata={"description": "The entry's open offer, if any."})
+    offer_quantity = fields.Integer()
+    expires_at = fields.DateTime()
 
 
 class BookingEntrySchema(CamelCaseSchema):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 from tests.api.conftest import Api, Caller
 
 
@@ -36,8 +38,9 @@ def free_a_seat(api: Api, holder: Caller, event_id: str) -> list[dict]:
 def offer_to(api: Api, waiting: Caller, ttl: int | None = None) -> tuple[str, str, Caller]:
     """A one-seat offer-mode event whose seat is on offer to ``waiting``:
     (event id, offer id, the organizer)."""
-    organizer = api.user(f"organizer-{waiting.username}")
-    holder = api.user(f"holder-{waiting.username}")
+    suffix = uuid4().hex[:8]
+    organizer = api.user(f"organizer-{suffix}")
+    holder = api.user(f"holder-{suffix}")
     event_id = create_offer_event(api, organizer, ttl=ttl)
     api.book(holder, event_id)
     assert api.book(waiting, event_id).status_code == 202

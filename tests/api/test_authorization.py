@@ -58,6 +58,7 @@ def matrix(w: World) -> list[tuple[str, str, Any, dict[str, Any]]]:
         ("GET", "/api/users/me", None, everyone(200)),
         ("PATCH", "/api/users/me", lambda name: {"username": f"{name}-renamed"}, everyone(200)),
         ("GET", "/api/users/me/bookings", None, everyone(200)),
+        ("GET", "/api/users/me/offers", None, everyone(200)),
         (
             "POST",
             f"/api/users/{attendee.id}/roles",

@@ -50,6 +50,16 @@ def test_the_route_is_the_pattern_not_the_path(sqlite_api: Api, log_lines):
     assert routes[-1] == "/api/status/<event_id>"
 
 
+def test_offer_routes_log_their_pattern_whatever_the_offer_id(sqlite_api: Api, log_lines):
+    alice = sqlite_api.user("alice")
+    for n in range(3):
+        sqlite_api.post(f"/api/offers/of_{n:032x}_{n + 1}/accept", alice)
+        sqlite_api.post(f"/api/offers/anything-{n}/decline", alice)
+    routes = {e["route"] for e in _entries(log_lines) if e["logger"] == "ticketing.requests"}
+    assert {"/api/offers/<offer_id>/accept", "/api/offers/<offer_id>/decline"} <= routes
+    assert not {r for r in routes if r and "anything" in r}
+
+
 def test_domain_events_are_logged_with_their_extra_fields(sqlite_api: Api, log_lines):
     organizer = sqlite_api.user("organizer")
     event_id = sqlite_api.create_event(organizer)

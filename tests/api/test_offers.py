@@ -3,7 +3,9 @@ accepting or declining them, with every refusal the contract names."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -351,6 +353,37 @@ def test_an_unknown_offer_is_offer_not_found(api: Api):
             assert response.status_code == 404, (bad, response.json)
             assert error_code(response) == "offer_not_found"
     assert len(api.components.service.history(event_id)) == before
+
+
+# Spellings of a real offer id that the service's parsing would read as the same offer.
+RESPELLINGS = {
+    "upper case": lambda prefix, hex_, seq: f"{prefix}_{hex_.upper()}_{seq}",
+    "braces": lambda prefix, hex_, seq: f"{prefix}_{{{hex_}}}_{seq}",
+    "hyphens": lambda prefix, hex_, seq: f"{prefix}_{uuid.UUID(hex=hex_)}_{seq}",
+    "plus sign": lambda prefix, hex_, seq: f"{prefix}_{hex_}_+{seq}",
+    "other digits": lambda prefix, hex_, seq: f"{prefix}_{hex_}_{chr(0x0660 + int(seq))}",
+    "NUL": lambda prefix, hex_, seq: f"{prefix}_{hex_}_{seq}\x00",
+}
+
+
+@pytest.mark.parametrize("spelling", RESPELLINGS)
+def test_an_offer_id_in_another_spelling_is_not_found_before_the_service_is_asked(
+    sqlite_api: Api, monkeypatch, spelling
+):
+    bob = sqlite_api.user("bob")
+    _event_id, offer_id, _organizer = offer_to(sqlite_api, bob)
+    service = sqlite_api.components.service
+
+    def unexpected(*args, **kwargs):
+        raise AssertionError("the service was asked")
+
+    monkeypatch.setattr(service, "accept_offer", unexpected)
+    monkeypatch.setattr(service, "decline_offer", unexpected)
+    bad = quote(RESPELLINGS[spelling](*offer_id.split("_")), safe="")
+    for answer in ("accept", "decline"):
+        response = sqlite_api.post(f"/api/offers/{bad}/{answer}", bob)
+        assert response.status_code == 404, (bad, response.get_data(as_text=True))
+        assert error_code(response) == "offer_not_found"
 
 
 def test_an_answer_takes_no_body_but_an_empty_object(sqlite_api: Api):

@@ -49,6 +49,22 @@ def test_register_and_login_are_limited_per_ip(limited: Api):
     assert login.status_code == 200  # login has its own budget
 
 
+def test_offer_routes_are_under_the_default_limit_like_the_others(limited: Api):
+    limited.components.service.accounts.register_user("alice", "alice@example.com", PASSWORD)
+    token = limited.login("alice@example.com").json["token"]
+    as_alice = {"Authorization": f"Bearer {token}"}
+    for method, path in (
+        ("GET", "/api/users/me/offers"),
+        ("POST", f"/api/offers/of_{'0' * 32}_1/accept"),
+        ("POST", f"/api/offers/of_{'0' * 32}_1/decline"),
+    ):
+        answers = [limited.request(method, path, headers=as_alice) for _ in range(4)]
+        assert all(a.status_code != 429 for a in answers[:3]), path
+        assert answers[0].headers["X-RateLimit-Limit"] == "3", path
+        assert answers[3].status_code == 429, path
+        assert error_code(answers[3]) == "rate_limited"
+
+
 def test_authenticated_clients_are_limited_per_user_not_per_ip(limited: Api):
     service = limited.components.service
     for name in ("alice", "bob"):
@@ -132,15 +148,17 @@ def test_redis_limits_cost_one_round_trip_per_request_with_exact_window_stats(mo
     storage = storage_from_string(storage_uri(REDIS_URL), key_prefix=prefix)
     assert isinstance(storage, OneTripRedisStorage)
     limiter, limit = FixedWindowRateLimiter(storage), parse("3 per minute")
-    client_class = type(storage.get_connection())  # every client: the pooled one, each thread's
-    calls: list[str] = []
-    real = client_class.execute_command
+    storage.incr("warm-up", 60)  # this thread's connection made (its handshake is not a hit's)
+    # Every command of every client (the pooled one, each thread's) leaves through this.
+    connection_class = storage.get_connection().connection_pool.connection_class
+    calls: list[bytes] = []
+    real = connection_class.send_packed_command
 
-    def counted(self, *args, **kwargs):
-        calls.append(str(args[0]))
-        return real(self, *args, **kwargs)
+    def counted(self, command, *args, **kwargs):
+        calls.append(command)
+        return real(self, command, *args, **kwargs)
 
-    monkeypatch.setattr(client_class, "execute_command", counted)
+    monkeypatch.setattr(connection_class, "send_packed_command", counted)
     allowed, remaining, resets = [], [], set()
     for _ in range(4):  # what flask-limiter does per request: hit, then read the window
         allowed.append(limiter.hit(limit, "alice"))
