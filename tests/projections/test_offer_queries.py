@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from domain.service import TicketingService
-from projections.queries import InvalidCursor, ReadModel
+from projections.queries import InvalidCursor, ReadModel, encode_cursor
 from projections.runner import ProjectionRunner
 from tests.projections.support import Clock
 
@@ -127,8 +127,9 @@ def test_user_offers_pages_the_open_offers_soonest_due_first(
     ] == sorted((datetime.fromisoformat(e[0]), *e[1:]) for e in expected)
     assert [r["quantity"] for r in items] == [1] * 8
     assert reads.user_offers("bob", 50, None) == ([], None)
-    with pytest.raises(InvalidCursor):
-        reads.user_offers("ann", 2, "not-a-cursor")
+    for foreign in ("not-a-cursor", encode_cursor("not a moment", items[0]["offer_id"])):
+        with pytest.raises(InvalidCursor):
+            reads.user_offers("ann", 2, foreign)
 
 
 def test_the_waiting_list_rows_carry_their_entry_s_open_offer(
