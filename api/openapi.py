@@ -90,7 +90,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
         plugins=[MarshmallowPlugin()],
         info={
             "description": "Event-sourced ticket booking: events, bookings, a FIFO waiting "
-            "list, and an auditable history of every change."
+            "list (its freed seats booked at once, or offered for a limited time), and an "
+            "auditable history of every change."
         },
     )
     spec.components.security_scheme(
