@@ -10,6 +10,7 @@ answers).
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,10 +48,14 @@ class Receiver:
     released: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks?source=ticketing"
+        return self.url_for("127.0.0.1")
+
+    def url_for(self, host: str) -> str:
+        return f"{self.scheme}://{host}:{self.port}/hooks?source=ticketing"
 
     def ids(self) -> list[str]:
         with self.lock:
@@ -119,10 +124,16 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def receiving(receiver: Receiver | None = None) -> Iterator[Receiver]:
-    """``receiver`` (a new one by default) serving on a free port of 127.0.0.1."""
+def receiving(
+    receiver: Receiver | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[Receiver]:
+    """``receiver`` (a new one by default) serving on a free port of 127.0.0.1, over TLS
+    with ``tls``'s certificate when given."""
     receiver = receiver or Receiver()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        receiver.scheme = "https"
     server.daemon_threads = True
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, name="receiver", daemon=True)
