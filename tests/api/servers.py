@@ -132,8 +132,15 @@ class HttpClient:
         self.base_url = base_url
         self.session = requests.Session()
 
-    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ):
+        headers = ({"Authorization": f"Bearer {token}"} if token else {}) | (headers or {})
         return self.session.request(
             method, self.base_url + path, headers=headers, timeout=10, **kwargs
         )

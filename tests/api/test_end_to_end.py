@@ -246,3 +246,61 @@ def test_workers_in_development_mode_share_one_throwaway_secret(postgres_url, tm
             Client(base_url).call("GET", "/api/events", token).status_code for _ in range(30)
         ]
         assert answers == [200] * 30
+
+
+def test_racing_answers_to_one_offer_on_several_workers_book_its_seat_once(
+    postgres_url, tmp_path, monkeypatch
+):
+    """An offer-mode event on two PostgreSQL workers: the seat a cancellation frees is held
+    for the head of the queue; that user's racing accepts (keyed alike, and unkeyed) book it
+    once, and every other answer says the offer is closed or replays the first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    assert ticketing(["migrate"]) == 0
+    with running_server(
+        postgres_url, tmp_path / "server.log", "--workers", "2", "--threads", "4"
+    ) as base_url:
+        client = Client(base_url)
+        _organizer_id, organizer = client.user("organizer")
+        event_id = client.call(
+            "POST",
+            "/api/events",
+            organizer,
+            json={"name": "Encore", "totalTickets": 1, "waitlistMode": "offer"},
+        ).json()["eventId"]
+        (_alice_id, alice), (bob_id, bob) = client.user("alice"), client.user("bob")
+        assert (
+            client.call("POST", "/api/book", alice, json={"eventId": event_id}).status_code == 201
+        )
+        assert client.call("POST", "/api/book", bob, json={"eventId": event_id}).status_code == 202
+        cancelled = client.call("POST", "/api/cancel", alice, json={"eventId": event_id}).json()
+        (offer,) = cancelled["offeredTo"]
+        assert (offer["userId"], cancelled["reassigned"]) == (bob_id, False)
+        path = f"/api/offers/{offer['offerId']}/accept"
+
+        def accept(n: int) -> requests.Response:
+            headers = {"Idempotency-Key": "race"} if n % 2 else {}
+            return Client(base_url).call("POST", path, bob, headers=headers)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(accept, range(16)))
+        created = [a for a in answers if a.status_code == 201]
+        closed = [a for a in answers if a.status_code == 409]
+        assert len(created) + len(closed) == len(answers), [a.text for a in answers]
+        assert {a.json()["error"]["code"] for a in closed} <= {"offer_closed"}
+        assert len({a.json()["bookingId"] for a in created}) == 1
+        # Either one unkeyed accept won, or the keyed ones did (and replay one answer).
+        unkeyed_created = [a for n, a in enumerate(answers) if n % 2 == 0 and a.status_code == 201]
+        assert len(unkeyed_created) <= 1
+        status = client.eventually(
+            f"/api/status/{event_id}", organizer, lambda body: body["bookedTickets"] == 1
+        )
+        assert (status["bookedTickets"], status["heldTickets"], status["availableTickets"]) == (
+            1,
+            0,
+            0,
+        )
+        history = client.call("GET", f"/api/events/{event_id}/history", organizer).json()
+        types = [item["type"] for item in history["items"]]
+        assert types.count("OfferAccepted") == 1
