@@ -1,5 +1,5 @@
-"""The ``ticketing`` command: serve, migrate, project, expire-offers, notify, lag, rebuild,
-verify, history, users."""
+"""The ``ticketing`` command: serve, migrate, project, expire-offers, notify, dispatch, lag,
+rebuild, verify, history, users."""
 
 from __future__ import annotations
 
@@ -109,6 +109,36 @@ def _parser() -> argparse.ArgumentParser:
         "--poll-interval", type=float, default=0.5, help="seconds between polls when idle"
     )
     notify.set_defaults(run=_notify)
+
+    dispatch = commands.add_parser(
+        "dispatch", help="run the dispatcher: deliver the webhooks and mails the outbox made"
+    )
+    dispatch.add_argument(
+        "--workers", type=int, default=8, help="deliveries in flight at once (one per endpoint)"
+    )
+    dispatch.add_argument(
+        "--poll-interval", type=float, default=0.25, help="seconds between looks for due work"
+    )
+    dispatch.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=120.0,
+        help="how long a claim holds its deliveries: what a killed dispatcher held is taken "
+        "again after this",
+    )
+    dispatch.add_argument(
+        "--status",
+        action="store_true",
+        help="print the outbox's lag and the pending deliveries, then exit; exit 1 over "
+        "--max-pending-seconds or when unmeasurable (a health check for the dispatcher)",
+    )
+    dispatch.add_argument(
+        "--max-pending-seconds",
+        type=float,
+        metavar="S",
+        help="with --status: unhealthy when a delivery has been pending longer than S seconds",
+    )
+    dispatch.set_defaults(run=_dispatch)
 
     lag = commands.add_parser(
         "lag",
@@ -288,6 +318,78 @@ def _notify(args: argparse.Namespace, overrides: Overrides) -> int:
         log.info("outbox follower stopped", extra={"position": follower.position()})
     finally:
         follower.close()
+    return 0
+
+
+def _dispatch(args: argparse.Namespace, overrides: Overrides) -> int:
+    """Run until SIGTERM or SIGINT; then finish the attempts in hand (what a claim has not
+    attempted is given back) and exit 0 (or, with ``--status``, report and exit)."""
+    import logging
+
+    from api.config import load_notification_settings
+    from api.request_log import configure_logging
+    from projections.notifications.dispatcher import open_dispatcher
+
+    if args.status:
+        return _dispatch_status(args, overrides)
+    store = load_store_settings(overrides)
+    notifications = load_notification_settings(overrides)
+    configure_logging(store.log_level)
+    log = logging.getLogger("ticketing.dispatcher")
+    try:
+        dispatcher = open_dispatcher(
+            store.database_url,
+            allow_http=notifications.allow_http,
+            allow_private=notifications.allow_private,
+            smtp_url=notifications.smtp_url,
+            mail_from=notifications.mail_from,
+            workers=args.workers,
+            poll_interval=args.poll_interval,
+            lease_seconds=args.lease_seconds,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    try:
+        dispatcher.start()
+        log.info("dispatcher started", extra={"mail": notifications.mail})
+        stopped.wait()
+        dispatcher.stop(timeout=PROJECT_STOP_TIMEOUT_SECONDS)
+        log.info("dispatcher stopped")
+    finally:
+        dispatcher.close()
+    return 0
+
+
+def _dispatch_status(args: argparse.Namespace, overrides: Overrides) -> int:
+    from adapters.log_reader import open_log
+    from adapters.sql import ReadModelDatabase
+    from projections.notifications.backlog import measure_backlog
+
+    database_url = _database_url(overrides)
+    log = open_log(database_url)
+    database = ReadModelDatabase(database_url)
+    try:
+        backlog = measure_backlog(log, database)
+    except Exception as error:  # noqa: BLE001 - unreachable or unmigrated: unhealthy
+        print(f"ticketing: cannot measure the backlog: {type(error).__name__}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    finally:
+        database.close()
+        log.close()
+    counts = ", ".join(f"{count} {status}" for status, count in backlog.deliveries.items())
+    print(
+        f"deliveries: {counts}; {backlog.pending_deliveries} can go out "
+        f"({backlog.pending_messages} messages, the oldest pending "
+        f"{backlog.oldest_pending_seconds:.1f} seconds), {backlog.held_deliveries} held by "
+        f"disabled endpoints; outbox {backlog.outbox.events} events behind"
+    )
+    limit = args.max_pending_seconds
+    if limit is not None and backlog.oldest_pending_seconds > limit:
+        print("ticketing: deliveries have been pending beyond the limit", file=sys.stderr)
+        return EXIT_UNHEALTHY
     return 0
 
 

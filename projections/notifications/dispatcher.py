@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from adapters.log_reader import LogReader, open_log
 from adapters.sql import ReadModelDatabase
@@ -65,6 +66,12 @@ class Dispatcher:
         flush_seconds: float = 1.0,
         retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
+        longest = max([sender.timeout] + ([mailer.timeout] if mailer else []))
+        if lease_seconds <= longest + ATTEMPT_MARGIN_SECONDS:
+            raise ValueError(
+                f"A claim's lease must outlast an attempt: more than "
+                f"{longest + ATTEMPT_MARGIN_SECONDS:g} seconds."
+            )
         self.database = ReadModelDatabase(database_url)
         self.sender = sender
         self.mailer = mailer
@@ -251,3 +258,23 @@ class Dispatcher:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def open_dispatcher(
+    database_url: str | None,
+    *,
+    allow_http: bool,
+    allow_private: bool,
+    smtp_url: str | None,
+    mail_from: str,
+    head: Callable[[], int] | None = None,
+    **options: Any,
+) -> Dispatcher:
+    """A dispatcher under the notification settings (mail only with ``smtp_url``)."""
+    return Dispatcher(
+        database_url,
+        sender=WebhookSender(allow_http=allow_http, allow_private=allow_private),
+        mailer=Mailer(smtp_url, mail_from) if smtp_url else None,
+        head=head,
+        **options,
+    )
