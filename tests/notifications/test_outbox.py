@@ -130,6 +130,38 @@ def test_a_disabled_endpoint_hears_nothing_stored_while_it_is_disabled(
     ]
 
 
+def test_a_disabled_endpoint_still_hears_of_what_was_stored_before_it_was_disabled(
+    store: TicketingService, database_url: str
+) -> None:
+    org = person(store, "org")
+    event = store.create_event(org, "Disabled", 5).id
+    hook = endpoint(store, database_url, org, ["booking.confirmed"])
+    store.book(event, person(store, "before"), 1)
+    with webhooks(store, database_url) as hooks:
+        hooks.update(hook, {"enabled": False})
+    store.book(event, person(store, "after"), 1)
+    follow(store, database_url)
+    heard = [row["data"]["userId"] for row in deliveries(database_url)]
+    assert [store.accounts.get_user(user).username for user in heard] == ["before"]
+
+
+def test_pauses_the_follower_has_passed_are_forgotten(
+    store: TicketingService, database_url: str
+) -> None:
+    org = person(store, "org")
+    event = store.create_event(org, "Pauses", 5).id
+    hook = endpoint(store, database_url, org)
+    with webhooks(store, database_url) as hooks:
+        hooks.update(hook, {"enabled": False})
+        store.book(event, person(store, "paused"), 1)
+        hooks.update(hook, {"enabled": True})
+        assert len(hooks.get(hook)["paused_ranges"]) == 1  # the follower has not passed it
+        follow(store, database_url)
+        hooks.update(hook, {"enabled": False})
+        hooks.update(hook, {"enabled": True})
+        assert hooks.get(hook)["paused_ranges"] == []
+
+
 def test_a_deleted_endpoint_hears_nothing_more(store: TicketingService, database_url: str) -> None:
     org, fan = person(store, "org"), person(store, "fan")
     event = store.create_event(org, "Deleted", 5).id
