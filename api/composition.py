@@ -1,7 +1,7 @@
 """The composition root of an app: its settings, the write service, the read model, the
 credential follower and (in embedded mode) the projection runner, the offer deadline
-follower and the outbox follower, opened together and reached by the views through the
-accessors below."""
+follower, the outbox follower and the dispatcher, opened together and reached by the views
+through the accessors below."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from domain.errors import ServiceBusy
 from domain.service import TicketingService
 from projections import offer_deadlines
 from projections.notifications import schema as notifications_schema
+from projections.notifications.dispatcher import Dispatcher, open_dispatcher
 from projections.notifications.outbox import OutboxFollower
 from projections.notifications.subscriptions import Webhooks
 from projections.offer_deadlines import OfferDeadlineFollower
@@ -48,6 +49,7 @@ class Components:
     credentials: CredentialFollower | None = None
     deadlines: OfferDeadlineFollower | None = None
     outbox: OutboxFollower | None = None
+    dispatcher: Dispatcher | None = None
 
     @property
     def idempotency_store(self) -> IdempotencyStore:
@@ -67,7 +69,7 @@ class Components:
         service = open_service(
             settings.database_url, pool_size=settings.db_pool_size, settings=settings.service
         )
-        runner = deadlines = outbox = None
+        runner = deadlines = outbox = dispatcher = None
         if settings.projector == PROJECTOR_EMBEDDED:
             # The runner reads the log through a store connection pool of its own. A batch
             # holds the read models' write lock (on SQLite, the one file's) while it reads
@@ -82,6 +84,17 @@ class Components:
             # Else ``ticketing notify``; its own store connections, as the runner's.
             outbox = OutboxFollower(settings.database_url, mail=settings.notifications.mail).start()
             service.after_append.append(outbox.wake)
+            # Delivers what the outbox made (else ``ticketing dispatch``); it looks for due
+            # deliveries by a short poll, as the outbox commits them after the append.
+            notifications = settings.notifications
+            dispatcher = open_dispatcher(
+                settings.database_url,
+                allow_http=notifications.allow_http,
+                allow_private=notifications.allow_private,
+                smtp_url=notifications.smtp_url,
+                mail_from=notifications.mail_from,
+                head=lambda: service.recorder.max_notification_id() or 0,
+            ).start()
         credentials = CredentialFollower(
             service.recorder, service.credentials, parse_database_url(settings.database_url)
         ).start()
@@ -93,6 +106,7 @@ class Components:
             credentials,
             deadlines,
             outbox,
+            dispatcher,
         )
 
     def catch_up(self, timeout: float = 5.0) -> None:
@@ -117,6 +131,8 @@ class Components:
     def close(self) -> None:
         if self.credentials is not None:
             self.credentials.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.close()
         if self.outbox is not None:
             self.outbox.close()
         if self.deadlines is not None:
