@@ -1,4 +1,6 @@
-"""Liveness and readiness in one probe: the event store answers, the read models keep up."""
+"""Liveness and readiness in one probe: the event store answers, the read models and the
+outbox follower keep up (a receiver that is down is not the service's health: its backlog
+is in ``/metrics``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from api import composition
 from api.extensions import limiter
 from api.openapi import documented
 from api.schemas.health import HealthSchema
+from projections.notifications.backlog import outbox_lag
 
 bp = Blueprint("health", __name__)
 # Probes from load balancers and orchestrators must never be rate limited into "down".
@@ -29,7 +32,11 @@ log = logging.getLogger("ticketing.health")
     auth=False,
 )
 def health() -> ResponseReturnValue:
-    checks = {"eventStore": _event_store(), "readModels": _read_models()}
+    checks = {
+        "eventStore": _event_store(),
+        "readModels": _read_models(),
+        "notifications": _notifications(),
+    }
     healthy = all(value == "ok" for value in checks.values())
     body = {
         "status": "ok" if healthy else "degraded",
@@ -55,6 +62,18 @@ def _read_models() -> str:
         behind = reads.lag().events
     except Exception as error:
         log.warning("health: read models unreachable: %s", type(error).__name__)
+        return f"error: {type(error).__name__}"
+    if behind > composition.settings().readmodel_lag_threshold:
+        return f"lagging: {behind} events"
+    return "ok"
+
+
+def _notifications() -> str:
+    try:
+        components = composition.components()
+        behind = outbox_lag(components.service, components.read_model.database).events
+    except Exception as error:
+        log.warning("health: notifications unmeasurable: %s", type(error).__name__)
         return f"error: {type(error).__name__}"
     if behind > composition.settings().readmodel_lag_threshold:
         return f"lagging: {behind} events"

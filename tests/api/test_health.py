@@ -13,7 +13,7 @@ def test_health_is_ok_on_a_working_service(api: Api):
         assert response.status_code == 200
         body = response.json
         assert body["status"] == "ok"
-        assert body["checks"] == {"eventStore": "ok", "readModels": "ok"}
+        assert body["checks"] == {"eventStore": "ok", "readModels": "ok", "notifications": "ok"}
         datetime.fromisoformat(body["timestamp"])
 
 
@@ -25,7 +25,12 @@ def test_health_is_degraded_when_the_read_models_lag(sqlite_url: str):
         response = api.request("GET", "/health")
         assert response.status_code == 503
         assert response.json["status"] == "degraded"
-        assert response.json["checks"] == {"eventStore": "ok", "readModels": "lagging: 3 events"}
+        assert response.json["checks"] == {
+            "eventStore": "ok",
+            "readModels": "lagging: 3 events",
+            # Nor does an outbox follower run here (``ticketing notify`` would).
+            "notifications": "lagging: 3 events",
+        }
     finally:
         app.extensions["ticketing"].close()
 
@@ -49,4 +54,8 @@ def test_health_names_unreachable_read_models(sqlite_api: Api, monkeypatch):
     monkeypatch.setattr(sqlite_api.components.read_model, "check", unreachable)
     response = sqlite_api.request("GET", "/health")
     assert response.status_code == 503
-    assert response.json["checks"] == {"eventStore": "ok", "readModels": "error: ConnectionError"}
+    assert response.json["checks"] == {
+        "eventStore": "ok",
+        "readModels": "error: ConnectionError",
+        "notifications": "ok",
+    }
