@@ -10,9 +10,9 @@ new, so even two followers started by mistake (the second waits on the row lock)
 a message twice.
 
 Each domain event of a ticketed event becomes its typed messages (``messages``); a message
-goes to every enabled endpoint that wants it (``Endpoint.wants``, ``Outbox.receives``) and,
-when e-mail is configured, to the person it concerns. A message is stored only with at
-least one delivery. The dispatcher delivers what this leaves pending.
+goes to every endpoint that was enabled at its position and wants it (``Endpoint.wants``),
+whose owner may see the event (``Outbox.receives``), and, when e-mail is configured, to the
+person it concerns. The dispatcher delivers what this leaves pending.
 """
 
 from __future__ import annotations

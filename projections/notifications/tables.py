@@ -32,8 +32,8 @@ How they fit together:
   it is the ``webhook-id`` header of every attempt of every delivery of the message.
   ``payload`` is the exact request body, ``{"type", "timestamp", "data"}`` as compact JSON
   (``timestamp`` = ``occurred_at``, the domain event's time; ``data.position`` =
-  ``position``, the store's notification id). A message is stored only when it has at least
-  one delivery.
+  ``position``, the store's notification id). A message is made only with at least one
+  delivery (deleting an endpoint leaves the messages it had).
 - ``notification_deliveries``: one row per message and destination: ``channel`` ``webhook``
   (``webhook_id`` set; the endpoint's url and secrets are read at each attempt, so a PATCHed
   url applies to pending deliveries) or ``email`` (``recipient`` = the address of the person
