@@ -23,8 +23,12 @@ def init_app(app: Flask) -> None:
 
 
 def _add_security_headers(response: Response) -> Response:
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    if "Authorization" in request.headers or "Cache-Control" not in response.headers:
-        response.headers["Cache-Control"] = "no-store"
-    response.vary.add("Authorization")
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    if "HTTP_AUTHORIZATION" in request.environ or "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+    if "Vary" in headers:
+        response.vary.add("Authorization")
+    else:  # the answer of nearly every view: no need to parse and rewrite a header set
+        headers["Vary"] = "Authorization"
     return response

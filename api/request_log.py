@@ -82,6 +82,8 @@ def _start() -> None:
 def _finish(response: Response) -> Response:
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = request_id
+    if not request_log.isEnabledFor(logging.INFO):  # e.g. LOG_LEVEL=WARNING: nothing to build
+        return response
     started = g.get("started")
     request_log.info(
         "request",
