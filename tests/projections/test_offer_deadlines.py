@@ -340,3 +340,31 @@ def test_the_follower_s_service_hashes_no_password(
         settler.close()
         writer.close()
     assert expirations(database_url) == {offer: 1}
+
+
+def test_expire_offers_runs_until_told_to_stop(
+    store: TicketingService, database_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's own loop, in-process: it expires what is due, then stops on SIGTERM."""
+    import signal
+    import threading
+
+    # The command's signal handlers and log handler would outlive the test in this process.
+    handlers: dict[int, object] = {}
+    monkeypatch.setattr(
+        signal, "signal", lambda signum, handler: handlers.update({signum: handler})
+    )
+    monkeypatch.setattr("api.request_log.configure_logging", lambda _level: None)
+    _event_id, holders = offer_event(store, seats=1, waiting=1)
+    [offer] = cancel_into_offers(store, holders)
+    clock.offset = timedelta(seconds=PAST_DUE)
+
+    def stop_once_expired() -> None:
+        wait_until(lambda: expirations(database_url) and signal.SIGTERM in handlers)
+        handlers[signal.SIGTERM](signal.SIGTERM, None)  # type: ignore[operator]
+
+    stopper = threading.Thread(target=stop_once_expired)
+    stopper.start()
+    assert main(["--database-url", database_url, "expire-offers", "--poll-interval", "0.1"]) == 0
+    stopper.join(5)
+    assert expirations(database_url) == {offer: 1}
