@@ -44,11 +44,13 @@ class CancelOutcome:
 
 @dataclass
 class AcceptOutcome:
-    """The booking the accepted seats joined, with its quantity after joining."""
+    """The booking the accepted seats joined, with its quantity after joining, and the offer
+    made to the entry's remainder when seats were already free for it."""
 
     booking_id: str
     user_id: str
     quantity: int
+    offered: list[dict[str, Any]] = field(default_factory=list)
     replayed: bool = False
 
 

@@ -15,7 +15,8 @@ decides, so no rule depends on a timer being on time.
 State is kept compact and O(1) for the questions a hot on-sale asks:
 ``holders`` answers "does this user hold an entry", the insertion-ordered ``waitlist``
 dict answers "who is next" and removes any entry without a scan, and the insertion-ordered
-``offers`` dict is also deadline order (one TTL per event), so the next due offer is first.
+``offers`` dict is kept in deadline order (one TTL per event makes that the order offers
+were made), so the next due offer is first.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class Event(Aggregate):
         self.offer_ttl_seconds = offer_ttl_seconds
         self.held = 0
         # open offer id -> [user id, waiting list id, quantity, expires at (ISO)]; dict order
-        # is the order offers were made, which is deadline order.
+        # is deadline order (the order offers were made, unless clocks disagreed).
         self.offers: dict[str, list[Any]] = {}
         # waiting list id -> its open offer's id: an entry has at most one open offer.
         self.offered_entries: dict[str, str] = {}
@@ -406,8 +407,14 @@ class Event(Aggregate):
             idempotency_key=key,
             request_hash=request_hash,
         )
+        # A remainder that keeps its place has no offer now: seats that came free while the
+        # accepted offer was open (skipped then, one offer per entry) are offered to it.
+        offered = self._make_offers(key, request_hash)
         return AcceptOutcome(
-            booking_id=booking_id, user_id=user_id, quantity=self.bookings[booking_id][1]
+            booking_id=booking_id,
+            user_id=user_id,
+            quantity=self.bookings[booking_id][1],
+            offered=offered,
         )
 
     def decline_offer(
@@ -763,7 +770,16 @@ class Event(Aggregate):
         request_hash: str | None,
     ) -> None:
         self._next_sequence(offer_id)
+        last = next(reversed(self.offers.values()), None)
         self.offers[offer_id] = [user_id, waiting_list_id, quantity, expires_at]
+        if last is not None and datetime.fromisoformat(expires_at) < datetime.fromisoformat(
+            last[3]
+        ):
+            # Made by a process whose clock runs behind the one that made the last offer: put
+            # it in its place, so that the first offers are always the first due.
+            self.offers = dict(
+                sorted(self.offers.items(), key=lambda item: datetime.fromisoformat(item[1][3]))
+            )
         self.offered_entries[waiting_list_id] = offer_id
         self.held += quantity
         self._record_handed_on(
