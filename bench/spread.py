@@ -5,15 +5,16 @@
     python -m bench.spread --database sqlite        # a temporary SQLite file
 
 A scenario ``EVENTSxTICKETS`` creates that many events of that many tickets each, on a fresh
-store, and times the creation on its own. Then ``--threads`` threads make ``--bookings``
-bookings through ``TicketingService.book`` in this one process (no HTTP), each for a distinct
-user id, dealt round-robin over the events so that concurrent bookings land on different
-events. Afterwards a second service replays every event from the store and checks it: none
-sold beyond its tickets, every booking that succeeded is there, and the number booked is
-min(tickets, successful bookings). Runs go scenario by scenario within each repeat, so a
-change of this machine's speed touches every scenario alike, and each scenario's throughput
-is stated as a fraction of the one-event scenario's in the same repeat. Prints a Markdown
-table (median of ``--repeat`` runs, min-max) for docs/performance.md, writes the raw results
+store, from ``--threads`` threads, and times the creation on its own. Then ``--threads``
+threads make ``--bookings`` bookings through ``TicketingService.book`` in this one process
+(no HTTP), each for a distinct user id, dealt round-robin over the events so that
+concurrent bookings land on different events. Afterwards a second service replays every
+event from the store and checks it: none sold beyond its tickets, every booking that
+succeeded is there, and the number booked is min(tickets, successful bookings). Runs go
+scenario by scenario within each repeat, so a change of this machine's speed touches every
+scenario alike, and each scenario's throughput is stated as a fraction of the one-event
+scenario's in the same repeat. Prints a Markdown table (median of ``--repeat`` runs,
+min-max) for docs/performance.md, writes the raw results
 to bench/results/, and exits 1 on any mismatch.
 """
 
@@ -28,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,11 +108,17 @@ def book_all(service: Any, bookings: Bookings, threads: int) -> None:
     bookings.seconds = time.perf_counter() - began
 
 
-def create_events(service: Any, scenario: Scenario) -> list[str]:
-    return [
-        service.create_event(ORGANIZER, f"spread {n}", scenario.tickets).id
-        for n in range(scenario.events)
-    ]
+def create_events(service: Any, scenario: Scenario, threads: int) -> list[str]:
+    """Create the scenario's events from ``threads`` threads, as an organizer's tool or
+    many organizers would over HTTP in the morning (``bench.onsale`` creates them over
+    its connections at once)."""
+    with ThreadPoolExecutor(min(threads, scenario.events)) as pool:
+        return list(
+            pool.map(
+                lambda n: service.create_event(ORGANIZER, f"spread {n}", scenario.tickets).id,
+                range(scenario.events),
+            )
+        )
 
 
 def verify(service: Any, event_ids: list[str], tickets: int, bookings: Bookings) -> list[str]:
@@ -146,9 +154,10 @@ def run_once(args: argparse.Namespace, scenario: Scenario, repeat: int) -> dict[
     fresh_store(args.database_url)
     service = open_service(args.database_url, create_tables=True, pool_size=args.pool_size)
     try:
-        began = time.perf_counter()
-        event_ids = create_events(service, scenario)
+        began, cpu_began = time.perf_counter(), time.process_time()
+        event_ids = create_events(service, scenario, args.threads)
         create_seconds = time.perf_counter() - began
+        create_cpu_seconds = time.process_time() - cpu_began
         bookings = Bookings.dealt(event_ids, args.bookings, f"user-{repeat}")
         cpu_began = time.process_time()
         book_all(service, bookings, args.threads)
@@ -175,6 +184,7 @@ def run_once(args: argparse.Namespace, scenario: Scenario, repeat: int) -> dict[
         "scenario": scenario.label,
         "repeat": repeat,
         "create_seconds": create_seconds,
+        "create_cpu_ms_per_event": create_cpu_seconds * 1000 / scenario.events,
         "bookings": args.bookings,
         "succeeded": succeeded,
         "seconds": bookings.seconds,
@@ -236,7 +246,9 @@ def table(args: argparse.Namespace, scenarios: list[Scenario], runs: list[dict])
     def created(rs: list[dict]) -> str:
         seconds = [r["create_seconds"] for r in rs]
         events = int(rs[0]["scenario"].split(" x ")[0].replace(",", ""))
-        return f"{ranged(seconds, '{:.3f}', ' s')}, {events / statistics.median(seconds):,.0f}/s"
+        cpu = ranged([r["create_cpu_ms_per_event"] for r in rs], "{:.2f}", " ms")
+        rate = events / statistics.median(seconds)
+        return f"{ranged(seconds, '{:.3f}', ' s')}, {rate:,.0f}/s, CPU {cpu} per event"
 
     def verified(rs: list[dict]) -> str:
         bad = sum(bool(r["mismatches"]) for r in rs)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import EventStore, IntegrityError, Mapper, OperationalError
@@ -29,6 +29,7 @@ from domain.settings import ServiceSettings
 log = logging.getLogger("ticketing.events")
 
 Decided = list[tuple[Command, Any, BaseException | None]]
+V = TypeVar("V")
 
 
 class UnconfirmedAppend(Exception):
@@ -74,6 +75,44 @@ class EventBatches:
         """Decide ``decide`` on the event in its lane's next batch; ``actor`` is the account
         the command presumes (a booking's holder), if any."""
         return self.lanes.execute(event_id, decide, actor)
+
+    def create(self, event: Event, view: Callable[[Event], V]) -> V:
+        """Append a new event's creation through a turn, so that it shares a transaction
+        with the appends that are ready at the same moment, and keep the event in its lane:
+        its first command in this process reads nothing. Returns ``view(event)``, taken
+        before any command can change the event.
+
+        Raises ``IntegrityError`` when the id is taken (the store holds that stream) and
+        ``OperationalError`` when the append failed with a store error (it may have
+        committed all the same: without a key a retry could not tell a lost answer from a
+        lost write). A refusal of another member's append in the same group is retried.
+        """
+        appended = event.collect_events()
+        stored = [self._mapper.to_stored_event(domain_event) for domain_event in appended]
+        for attempt in range(self._settings.command_max_attempts):
+            with self._turns.turn(event.id, since=None) as turn:
+                if self._is_taken(event.id, turn):
+                    raise IntegrityError(f"{event.id} is already stored")
+                try:
+                    result = turn.append(stored)
+                except IntegrityError:  # its group's append was refused: look again, alone
+                    self.lanes.stats.record_conflict()
+                    result = None
+            if result is not None:
+                log_appended(appended, result.positions)
+                answer = view(event)
+                self.lanes.adopt(event.id, event)
+                self._announce()
+                return answer
+            pause(attempt)
+        raise ServiceBusy("The store is busy, please retry.")
+
+    def _is_taken(self, aggregate_id: UUID, turn: Turn) -> bool:
+        """Whether the store holds the stream, as the turn read it under the event's lock
+        (or, where the turn reads nothing, as the store says)."""
+        if turn.missing is None:
+            return any(True for _ in self._events.get(aggregate_id, limit=1))
+        return bool(turn.missing) or turn.snapshot is not None
 
     def _run_batch(self, lane: Lane[Event], commands: list[Command]) -> None:
         """Decide a batch on one state and append it as one transaction; retry on conflict.

@@ -132,6 +132,14 @@ class Lanes(Generic[A]):
             else:
                 excess -= 1
 
+    def adopt(self, aggregate_id: UUID, aggregate: A) -> None:
+        """Cache a committed aggregate that this process made (a new one), unless its lane
+        holds one already or a leader is at work on it (which then reads the store)."""
+        lane = self.lane(aggregate_id)
+        with lane.mutex:
+            if not lane.busy and lane.aggregate is None:
+                lane.aggregate = aggregate
+
     def __len__(self) -> int:
         return len(self._lanes)
 
