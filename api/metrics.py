@@ -16,7 +16,12 @@ What is measured:
 - ``ticketing_projection_lag_events`` / ``_seconds`` and ``ticketing_store_up``: measured from
   the store at scrape time, so they are the same whichever worker answers; so are the offer
   deadline follower's ``ticketing_offer_deadlines_lag_events``, ``ticketing_offers_open`` and
-  ``ticketing_offers_overdue_seconds``.
+  ``ticketing_offers_overdue_seconds``, and the notifications' (``projections.notifications.
+  backlog``): ``ticketing_outbox_lag_events`` / ``_seconds`` (the outbox follower behind the
+  log), ``ticketing_notification_pending_messages`` and
+  ``ticketing_notification_oldest_pending_seconds`` (of deliveries that can go out),
+  ``ticketing_notification_held_deliveries`` (pending, of disabled endpoints) and
+  ``ticketing_notification_deliveries{status}`` (pending, delivered, failed).
 
 Every label holds one of a fixed set of values, whatever a client sends: anyone may send any
 method to any path, and a label copying either would grow the scrape (and each worker's
@@ -50,6 +55,7 @@ from flask import Blueprint, Flask, Response, g, request
 from api import composition
 from api.extensions import limiter
 from domain.lanes import BatchStats
+from projections.notifications.backlog import measure_backlog
 from projections.offer_deadlines import deadline_status
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -248,6 +254,7 @@ def _store_gauges() -> bytes:
         registry=registry,
     ).set(lag.seconds)
     _offer_deadline_gauges(registry)
+    _notification_gauges(registry)
     return generate_latest(registry)
 
 
@@ -278,6 +285,52 @@ def _offer_deadline_gauges(registry: Any) -> None:
         "the deadline follower is down or behind.",
         registry=registry,
     ).set(status.overdue_seconds)
+
+
+def _notification_gauges(registry: Any) -> None:
+    from prometheus_client import Gauge
+
+    reads = composition.reads()
+    if reads.log is None:
+        return
+    try:
+        backlog = measure_backlog(reads.log, reads.database)
+    except Exception as error:  # noqa: BLE001 - an unmigrated table must not fail the scrape
+        log.warning("metrics: could not measure notifications: %s", type(error).__name__)
+        return
+    for name, text, value in (
+        ("outbox_lag_events", "Stored events the outbox has not read yet.", backlog.outbox.events),
+        (
+            "outbox_lag_seconds",
+            "Age of the oldest stored event the outbox has not read yet.",
+            backlog.outbox.seconds,
+        ),
+        (
+            "notification_pending_messages",
+            "Messages with a delivery that can still go out.",
+            backlog.pending_messages,
+        ),
+        (
+            "notification_oldest_pending_seconds",
+            "Age of the oldest delivery that can still go out (0: none); it grows while a "
+            "receiver or the dispatcher is down or behind.",
+            backlog.oldest_pending_seconds,
+        ),
+        (
+            "notification_held_deliveries",
+            "Pending deliveries of disabled endpoints, held until they are enabled again.",
+            backlog.held_deliveries,
+        ),
+    ):
+        Gauge(f"ticketing_{name}", text, registry=registry).set(value)
+    deliveries = Gauge(
+        "ticketing_notification_deliveries",
+        "Webhook and mail deliveries by status: pending, delivered or failed.",
+        ["status"],
+        registry=registry,
+    )
+    for status, count in backlog.deliveries.items():
+        deliveries.labels(status).set(count)
 
 
 def prepare_multiprocess_dir() -> Path:
