@@ -11,6 +11,11 @@ also the claim's token: an attempt is recorded only where ``leased_until`` still
 so a dispatcher whose lease ran out (and whose deliveries another one claimed) cannot
 overwrite what that one recorded.
 
+A lane is delivered by one claim at a time: while the first of its pending deliveries are
+leased, by another dispatcher or by one that died, it is not claimed (until that lease
+ends), so an endpoint's messages keep their order across a crash. Two dispatchers claiming
+one lane at the same instant may still both take some (different deliveries, in parallel).
+
 Deliveries of a disabled endpoint (by its owner, or on a 410 ``Gone``) are not claimed:
 they stay pending, held until the endpoint is enabled again, and then go to its URL of that
 moment.
@@ -131,6 +136,15 @@ def claim(cursor: Cursor, lane: Lane, at: datetime, lease: timedelta, limit: int
         secrets = tuple(signing_secrets(cursor, lane.webhook_id, at))
     where = "webhook_id IS NULL AND channel = ?" if lane.is_email else "webhook_id = ?"
     lane_param = EMAIL if lane.is_email else lane.webhook_id
+    # A lane whose first pending deliveries are leased is being delivered elsewhere (or was,
+    # by a dispatcher that died): claiming those behind them would overtake them.
+    first = cursor.all(
+        f"SELECT leased_until FROM notification_deliveries WHERE {where} AND status = ? "
+        "ORDER BY position, delivery_id LIMIT ?",
+        [lane_param, PENDING, limit],
+    )
+    if any(row["leased_until"] is not None and row["leased_until"] > stamp for row in first):
+        return None
     lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
     rows = cursor.all(
         f"SELECT delivery_id FROM notification_deliveries WHERE {where} AND status = ? "

@@ -5,9 +5,9 @@ deliveries are claimed together (``claims.claim``: leased, lowest position first
 attempted one after another by one worker of a pool, so an endpoint receives its messages in
 position order while they succeed (a failed one is retried later, after those behind it, and
 ``data.position`` lets the receiver order them), and a receiver that is slow or hangs holds
-one worker at most: every other lane goes on. One dispatcher keeps that order; a second one
-on the same store is safe (no delivery is attempted by two at once) but interleaves an
-endpoint's messages.
+one worker at most: every other lane goes on. A lane whose first deliveries another
+dispatcher holds (or one that died held) waits for that lease, so a second dispatcher on the
+same store is safe (no delivery is attempted by two at once) and mostly takes other lanes.
 
 Webhook attempts are recorded at the end of the claim (or every ``flush_seconds``, or at
 once on a 410): a dispatcher killed before that delivers them again, under the same

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class Receiver:
     answers: list[int] = field(default_factory=list)
     always: int | None = None
     hang: bool = False
+    delay: float = 0.0  # seconds before each answer: a load that lasts a while
     headers: dict[str, str] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     released: threading.Event = field(default_factory=threading.Event)
@@ -89,11 +91,16 @@ class Receiver:
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keeps the connection, as the dispatcher reuses it
+        # The head and the body of an answer are two writes: with Nagle's algorithm the
+        # second waits for the client's delayed acknowledgement of the first.
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:  # noqa: N802 - the http.server's name
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if receiver.hang:
                 receiver.released.wait(60)
+            if receiver.delay:
+                time.sleep(receiver.delay)
             status = receiver._answer()
             headers = {name.lower(): value for name, value in self.headers.items()}
             verified = receiver._verify(body, headers)
