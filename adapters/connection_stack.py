@@ -30,9 +30,15 @@ class ConnectionStack:
     """
 
     def __init__(
-        self, db: Database, size: int, wait: float = 2.0, lock_timeout_ms: int | None = None
+        self,
+        db: Database,
+        size: int,
+        wait: float = 2.0,
+        lock_timeout_ms: int | None = None,
+        setup: str | None = None,
     ) -> None:
         self._db = db
+        self._setup = setup  # run once on each new connection (prepared statements)
         # A writer that stalls while holding an event's lock must not stall every other
         # process forever: waiting past this is a store error (retried, then 503).
         self._options = f"-c lock_timeout={lock_timeout_ms}" if lock_timeout_ms else ""
@@ -102,6 +108,12 @@ class ConnectionStack:
             connect_timeout=5,
             options=self._options,
         )
+        if self._setup:
+            try:
+                conn.execute(self._setup)
+            except BaseException:
+                conn.close()
+                raise
         with self._mutex:
             self._open.add(conn)
         return conn

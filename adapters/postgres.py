@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import threading
@@ -13,12 +12,12 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
-from psycopg import sql
 
 from adapters.connection_stack import ConnectionStack
 from adapters.database_url import Database
 from adapters.group_commit import MAX_GROUPS, AppendCombiner, Seat
-from domain.ports import Appended, Turn, Watch
+from adapters.turn_statements import TurnStatements
+from domain.ports import Appended, Turn
 
 LOCK_TIMEOUT_MS = 5000
 # What the turns' NOTIFY says, so that listeners that follow accounts only can skip it (the
@@ -53,7 +52,9 @@ class PostgresTurns:
 
     Each round trip is one multi-statement query (parameters bound client side): about half
     the client's CPU per turn of the same statements sent as a psycopg pipeline, which
-    matters twice, as the rest of the event's commands wait for a turn.
+    matters twice, as the rest of the event's commands wait for a turn. The reads, the look
+    at the watched streams and the insert in them are prepared once per connection
+    (``adapters.turn_statements``), so the server plans none of them per turn.
 
     The locks live only as long as the transaction, so nothing can leak them. They are a
     fairness and efficiency device only: the events table's primary key still refuses a
@@ -64,81 +65,17 @@ class PostgresTurns:
     """
 
     def __init__(self, db: Database, recorder: Any, max_groups: int = MAX_GROUPS) -> None:
-
-        table = sql.Identifier(recorder.events_table_name)
-        lock = "BEGIN; SELECT pg_advisory_xact_lock(%s)"
-        catch_up = sql.SQL(
-            "SELECT originator_version, topic, state FROM {} "
-            "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
-        ).format(table)
-        # Rendered to plain strings once: psycopg renders a composed query on every execute.
-        self._lock_and_catch_up = f"{lock}; {catch_up.as_string()}"
-        # Under the library's naming (``prefix_purpose``), the snapshots beside the events.
-        snapshots = sql.Identifier(
-            recorder.events_table_name.removesuffix("_events") + "_snapshots"
+        events = recorder.events_table_name
+        self._sql = TurnStatements(
+            events=events,
+            # Under the library's naming (``prefix_purpose``), the snapshots beside the events.
+            snapshots=events.removesuffix("_events") + "_snapshots",
+            channel=recorder.channel_name,
+            payload=EVENT_APPEND_PAYLOAD,
         )
-        self._read_together = (
-            sql.SQL(
-                "SELECT c.id, x.snapshot, x.originator_version, x.topic, x.state "
-                "FROM unnest(%s::uuid[], %s::bigint[]) AS c(id, since) "
-                # A member with nothing cached (no ``since``) reads its latest snapshot and
-                # the events after it, one that has its events after its version; all in one
-                # statement, so the snapshot and the events come from the same moment.
-                "LEFT JOIN LATERAL (SELECT originator_version FROM {snapshots} "
-                "WHERE c.since IS NULL AND originator_id = c.id "
-                "ORDER BY originator_version DESC LIMIT 1) AS s ON true "
-                "CROSS JOIN LATERAL (SELECT true, originator_version, topic, state "
-                "FROM {snapshots} "
-                "WHERE originator_id = c.id AND originator_version = s.originator_version "
-                # Each event read through the primary key: without OFFSET 0 the planner may
-                # flatten the subquery into a hash join over a scan of the whole table.
-                "UNION ALL (SELECT false, originator_version, topic, state FROM {events} "
-                "WHERE originator_id = c.id "
-                "AND originator_version > coalesce(c.since, s.originator_version, 0) OFFSET 0)) "
-                "AS x(snapshot, originator_version, topic, state) "
-                "ORDER BY c.id, x.snapshot DESC, x.originator_version"
-            )
-            .format(events=table, snapshots=snapshots)
-            .as_string()
+        self._connections = ConnectionStack(
+            db, max_groups, lock_timeout_ms=LOCK_TIMEOUT_MS, setup=self._sql.setup
         )
-        append = (
-            "LOCK TABLE {table} IN EXCLUSIVE MODE; "
-            # Under the table lock: an append of a watched stream is either committed (seen
-            # here) or waits for this commit (and its writer will see this batch).
-            "SELECT DISTINCT {watched} FROM {table} "
-            "WHERE originator_id = ANY(%s::uuid[]) AND topic = {topic}; "
-            "INSERT INTO {table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
-            "RETURNING {returning}; "
-            "NOTIFY {channel}, {payload}; "
-            "COMMIT"
-        )
-        names = {
-            "table": table,
-            "channel": sql.Identifier(recorder.channel_name),
-            "payload": sql.Literal(EVENT_APPEND_PAYLOAD),
-        }
-        self._append_batch = (
-            sql.SQL(append)
-            .format(
-                watched=sql.SQL("originator_id"),
-                topic=sql.SQL("%s"),
-                returning=sql.SQL("originator_version, notification_id"),
-                **names,
-            )
-            .as_string()
-        )
-        self._append_together = (
-            sql.SQL(append)
-            .format(
-                watched=sql.SQL("originator_id, topic"),
-                topic=sql.SQL("ANY(%s::text[])"),
-                returning=sql.SQL("originator_id, originator_version, notification_id"),
-                **names,
-            )
-            .as_string()
-        )
-        self._connections = ConnectionStack(db, max_groups, lock_timeout_ms=LOCK_TIMEOUT_MS)
         self._combiner = AppendCombiner(self, max_groups)
         self.stats = self._combiner.stats
 
@@ -171,7 +108,7 @@ class PostgresTurns:
             return
         # Its own statement, so its snapshot comes after the lock: it sees every append the
         # lock's previous holder committed.
-        found = conn.execute(self._lock_and_catch_up, (seat.key, seat.aggregate_id, seat.since))
+        found = conn.execute(self._sql.lock_and_catch_up, (seat.key, seat.aggregate_id, seat.since))
         found.nextset()
         found.nextset()
         seat.missing = [
@@ -182,7 +119,7 @@ class PostgresTurns:
     def _begin_together(self, conn: Any, seats: list[Seat]) -> None:
         keys = sorted({seat.key for seat in seats})
         found = conn.execute(
-            self._locks(len(keys)),
+            self._sql.lock_and_read(len(keys)),
             (
                 *keys,
                 _array(seat.aggregate_id for seat in seats),
@@ -202,20 +139,9 @@ class PostgresTurns:
             else:
                 seat.missing.append(stored)
 
-    @functools.cache  # noqa: B019 - one per count of locks and instance: a few dozen texts
-    def _locks(self, count: int) -> str:
-        """``BEGIN``, one statement per lock (taken in that order: within a single statement
-        the order of evaluation is not promised), and the members' reads. The same text for
-        the same count, so psycopg parses it once."""
-        locks = "; ".join(["SELECT pg_advisory_xact_lock(%s)"] * count)
-        return f"BEGIN; {locks}; {self._read_together}"
-
     def commit(self, conn: Any, seats: list[Seat], deposited: list[Seat]) -> None:
         try:
-            if len(seats) == 1 and deposited:
-                seat = deposited[0]
-                seat.appended = self._append(conn, seat.batch, seat.watch)
-            elif deposited:
+            if deposited:
                 self._append_all(conn, deposited)
         except psycopg.IntegrityError as error:
             refused = _refused_event(error) if len(deposited) > 1 else None
@@ -234,26 +160,11 @@ class PostgresTurns:
         finally:
             self._connections.release(conn)  # rolled back unless committed
 
-    def _append(self, conn: Any, stored: list[StoredEvent], watch: Watch | None) -> Appended:
-        results = conn.execute(
-            self._append_batch,
-            (
-                _array(watch.ids if watch else []),
-                watch.topic if watch else "",
-                *_rows(stored),
-            ),
-        )
-        results.nextset()
-        watched = {row[0] for row in results.fetchall()}
-        results.nextset()
-        positions = dict(results.fetchall())
-        return Appended([positions[event.originator_version] for event in stored], watched)
-
     def _append_all(self, conn: Any, seats: list[Seat]) -> None:
         stored = [event for seat in seats for event in seat.batch or []]
         watches = [seat.watch for seat in seats if seat.watch is not None]
         results = conn.execute(
-            self._append_together,
+            self._sql.append,
             (
                 _array({stream for watch in watches for stream in watch.ids}),
                 _texts({watch.topic for watch in watches}),

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters import open_service
+from adapters.database_url import parse_database_url
+from bench import procstat
 from bench.common import DEFAULT_PG, fresh_store, machine, percentile
 
 RESULTS = Path(__file__).parent / "results"
@@ -150,6 +152,18 @@ def verify(service: Any, event_ids: list[str], tickets: int, bookings: Bookings)
     return mismatches
 
 
+def server_meter(args: argparse.Namespace) -> procstat.Meter | None:
+    """PostgreSQL's CPU from now on (its backends of the benchmark's database and its
+    background processes), or ``None`` on SQLite."""
+    if args.database != "postgres":
+        return None
+    meter = procstat.Meter(
+        {"postgres": procstat.postgres(parse_database_url(args.database_url).dbname)}
+    )
+    meter.start()
+    return meter
+
+
 def run_once(args: argparse.Namespace, scenario: Scenario, repeat: int) -> dict[str, Any]:
     fresh_store(args.database_url)
     service = open_service(args.database_url, create_tables=True, pool_size=args.pool_size)
@@ -160,8 +174,10 @@ def run_once(args: argparse.Namespace, scenario: Scenario, repeat: int) -> dict[
         create_cpu_seconds = time.process_time() - cpu_began
         bookings = Bookings.dealt(event_ids, args.bookings, f"user-{repeat}")
         cpu_began = time.process_time()
+        server = server_meter(args)
         book_all(service, bookings, args.threads)
         cpu_seconds = time.process_time() - cpu_began
+        server_seconds = server.stop()["postgres"] if server is not None else None
         stats, groups = service.lanes.stats, service.turns.stats
         appends = {
             "batches": stats.batches,
@@ -193,6 +209,9 @@ def run_once(args: argparse.Namespace, scenario: Scenario, repeat: int) -> dict[
         "p99_ms": percentile(bookings.latencies_ms, 0.99),
         "max_ms": max(bookings.latencies_ms),
         "cpu_ms_per_booking": cpu_seconds * 1000 / args.bookings,
+        "postgres_cpu_ms_per_booking": (
+            None if server_seconds is None else server_seconds * 1000 / args.bookings
+        ),
         "service_busy": failures.pop("ServiceBusy", 0),
         "other_failures": dict(failures),
         "appends": appends,
@@ -278,6 +297,15 @@ def table(args: argparse.Namespace, scenarios: list[Scenario], runs: list[dict])
             "CPU of this process per booking",
             lambda rs: ranged([r["cpu_ms_per_booking"] for r in rs], "{:.2f}", " ms"),
         ),
+    ]
+    if args.database == "postgres":
+        lines.append(
+            row(
+                "CPU of PostgreSQL per booking",
+                lambda rs: ranged([r["postgres_cpu_ms_per_booking"] for r in rs], "{:.2f}", " ms"),
+            )
+        )
+    lines += [
         row("creating the events", created),
         row("store replayed and checked", verified),
     ]

@@ -17,6 +17,7 @@ from adapters import open_service
 from adapters.database_url import parse_database_url
 from adapters.group_commit import AppendCombiner, Seat
 from adapters.postgres import PostgresTurns
+from adapters.turn_statements import PREFIX, TurnStatements
 from domain.ports import Turn, Watch
 from domain.service import TicketingService
 from tests.adapters.grouping import together, wait_for
@@ -303,20 +304,33 @@ def test_what_a_group_or_a_lone_turn_appends_is_stored_byte_for_byte(
     assert list(service.recorder.select_events(alone)) == lone
 
 
-def test_the_groups_catch_up_reads_each_event_through_the_primary_key(
-    service: TicketingService, turns: PostgresTurns, admin: psycopg.Connection
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "catch_up('{first}', 1)",
+        "read('{{{ids}}}', '{{{sinces}}}')",
+        "watched('{{{ids}}}', '{{t}}')",
+    ],
+)
+@pytest.mark.parametrize("stored", [0, 10_000], ids=["empty", "analyzed"])
+def test_the_turns_prepared_statements_read_each_stream_through_the_primary_key(
+    service: TicketingService, admin: psycopg.Connection, statement: str, stored: int
 ) -> None:
-    streams = [uuid4() for _ in range(10_000)]
-    store(service, *(events(stream, 1, 2, 3) for stream in streams))
-    for stream in streams[:1000]:
+    streams = [uuid4() for _ in range(max(stored, 16))]
+    store(service, *(events(stream, 1, 2, 3) for stream in streams[:stored]))
+    for stream in streams[: stored // 10]:
         put_snapshot(service, stream, 2)
-    asked = (  # half of them cached, half of them cold (NULL)
-        "{" + ",".join(map(str, streams[:16])) + "}",
-        "{" + ",".join(["1", "NULL"] * 8) + "}",
+    if stored:
+        admin.execute("ANALYZE")
+    admin.execute(
+        TurnStatements("ticketing_events", "ticketing_snapshots", "ticketing_events", "").setup
+    )
+    asked = statement.format(
+        first=streams[0],
+        ids=",".join(map(str, streams[:16])),
+        sinces=",".join(["1", "NULL"] * 8),  # half of them cached, half of them cold
     )
 
-    query = psycopg.ClientCursor(admin).mogrify(turns._read_together, asked)
-    plan = "\n".join(line for (line,) in admin.execute("EXPLAIN " + query).fetchall())
+    plan = "\n".join(line for (line,) in admin.execute(f"EXPLAIN EXECUTE {PREFIX}{asked}"))
 
-    assert "Seq Scan on ticketing_events" not in plan
-    assert "Seq Scan on ticketing_snapshots" not in plan
+    assert "Seq Scan" not in plan
