@@ -22,6 +22,7 @@ class Mailbox:
     # (envelope recipients, the parsed mail), in arrival order.
     received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
     logins: list[tuple[str, str]] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)  # recipients answered 550
     lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
@@ -34,6 +35,12 @@ class Mailbox:
             return [mail for _, mail in self.received]
 
     # aiosmtpd's handler hooks
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options):  # noqa: N802
+        if address in self.refused:
+            return "550 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         mail = message_from_bytes(envelope.original_content, policy=policy.default)
         with self.lock:

@@ -9,7 +9,10 @@ import json
 from datetime import datetime
 
 from domain.service import TicketingService
+from projections.notifications.backlog import measure_backlog
 from projections.notifications.claims import RETRY_DELAYS
+from projections.notifications.webhook_sender import WebhookSender
+from tests.api.servers import free_port
 from tests.notifications.delivering import (
     bookings,
     dispatching,
@@ -182,3 +185,38 @@ def test_during_a_rotation_each_delivery_is_signed_by_both_secrets(
     assert request.verified_by == [0, 1]
     assert len(request.signatures) == 2 and all(s.startswith("v1,") for s in request.signatures)
     assert abs(int(request.timestamp) - datetime.now().timestamp()) < 300
+
+
+def test_a_receiver_that_does_not_answer_in_time_or_at_all_is_a_failed_attempt(
+    store: TicketingService, database_url: str
+) -> None:
+    organizer = person(store, "olga")
+    with receiving(Receiver(hang=True)) as hanging:
+        hanging_hook, _ = hook(store, database_url, organizer, hanging.url)
+        closed_port = f"http://127.0.0.1:{free_port()}/hooks"
+        closed_hook, _ = hook(store, database_url, organizer, closed_port)
+        store.create_event(organizer, "Concert", 10)
+        made(store, database_url)
+        sender = WebhookSender(allow_http=True, allow_private=True, timeout=0.5)
+        with dispatching(store, database_url, sender=sender, retry_delays=()):
+            assert wait_for(lambda: settled(database_url))
+    errors = {row["webhook_id"]: row["last_error"] for row in rows(database_url)}
+    assert errors == {hanging_hook: "no answer within 0.5 s", closed_hook: "connection refused"}
+    assert all(row["status"] == "failed" for row in rows(database_url))
+
+
+def test_the_backlog_counts_what_can_go_out_apart_from_what_a_disabled_endpoint_holds(
+    store: TicketingService, database_url: str
+) -> None:
+    organizer = person(store, "olga")
+    hook(store, database_url, organizer, "http://127.0.0.1:9/live")
+    paused, _ = hook(store, database_url, organizer, "http://127.0.0.1:9/paused")
+    bookings(store, organizer, 2)
+    made(store, database_url)
+    with webhooks(store, database_url) as hooks:
+        hooks.update(paused, {"enabled": False})
+        backlog = measure_backlog(store, hooks.database)
+    assert backlog.pending_messages == 3 and backlog.pending_deliveries == 3
+    assert backlog.held_deliveries == 3
+    assert backlog.deliveries == {"pending": 6, "delivered": 0, "failed": 0}
+    assert backlog.oldest_pending_seconds > 0 and backlog.outbox.events == 0

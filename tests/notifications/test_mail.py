@@ -144,3 +144,21 @@ def test_an_offers_mail_says_how_long_is_left_in_the_largest_units() -> None:
         text = parts(compose("dlv_1", "dave@example.com", MAIL_FROM, payload, at))["text/plain"]
         assert spoken in text
         assert (at + left).strftime("by %Y-%m-%d %H:%M UTC") in text
+
+
+def test_a_recipient_the_server_refuses_is_retried_with_the_servers_reply_recorded(
+    store: TicketingService, database_url: str, clock: Clock
+) -> None:
+    cancellations_by_the_organizer(store, clock)
+    made(store, database_url, mail=True)
+    with mailbox() as box:
+        box.refused.add("bob@example.com")
+        with dispatching(
+            store, database_url, mailer=Mailer(box.url, MAIL_FROM), retry_delays=(0.05,)
+        ):
+            assert wait_for(lambda: settled(database_url))
+    (refused,) = [row for row in mail_rows(database_url) if row["recipient"] == "bob@example.com"]
+    assert refused["status"] == "failed" and refused["attempts"] == 2
+    assert refused["last_status_code"] == 550
+    assert refused["last_error"] == "SMTP 550: No such mailbox here"
+    assert len(box.mails()) == 4 and "bob@example.com" not in {m["To"] for m in box.mails()}
