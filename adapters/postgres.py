@@ -34,12 +34,12 @@ class PostgresTurns:
     deciding on the same version and one of them losing the append. A group of turns is one
     transaction on a connection of its own, in two round trips:
 
-    1. ``BEGIN``, ``pg_advisory_xact_lock`` on each event of the group, in ascending key
-       order (so two processes' groups can never wait on each other in a cycle), and one
-       query for anything stored after each leader's cached version (so it fast-forwards
-       without another query) or, for a leader with nothing cached, for its event's latest
-       snapshot and the events after it (so it builds the aggregate without a read of its
-       own: an event's first command in a process costs no round trip of the library's);
+    1. ``BEGIN``, ``pg_advisory_xact_lock`` on each event of the group (one statement), in
+       ascending key order (so two processes' groups can never wait on each other in a
+       cycle), and one query for anything stored after each leader's cached version (so it
+       fast-forwards without another query) or, for a leader with nothing cached, for its
+       event's latest snapshot and the events after it (so it builds the aggregate without
+       a read of its own: an event's first command in a process costs no library query);
     2. every deposited batch at once: ``LOCK TABLE`` (the same lock the eventsourcing
        library takes, so that notification ids commit in order), the look at the watched
        streams (``Watch``), ``INSERT ... RETURNING``, ``NOTIFY`` and ``COMMIT``, which also
@@ -117,17 +117,16 @@ class PostgresTurns:
         ]
 
     def _begin_together(self, conn: Any, seats: list[Seat]) -> None:
-        keys = sorted({seat.key for seat in seats})
         found = conn.execute(
-            self._sql.lock_and_read(len(keys)),
+            self._sql.lock_and_read,
             (
-                *keys,
+                _array({seat.key for seat in seats}),
                 _array(seat.aggregate_id for seat in seats),
                 _versions(seat.since for seat in seats),
             ),
         )
-        for _ in range(len(keys) + 1):
-            found.nextset()
+        found.nextset()
+        found.nextset()
         by_id = {seat.aggregate_id: seat for seat in seats}
         for seat in seats:
             seat.missing = []

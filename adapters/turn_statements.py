@@ -34,6 +34,12 @@ class TurnStatements:
         """What a new connection runs once: generic plans, and the statements prepared."""
         events, snapshots = sql.Identifier(self.events), sql.Identifier(self.snapshots)
         prepared = {
+            # A group's events' locks in ascending key order, so that no two groups wait on
+            # each other in a cycle: PostgreSQL evaluates a volatile output expression after
+            # the sort when the ORDER BY does not name it (its SELECT reference says so).
+            "lock(bigint[])": sql.SQL(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS u(k) ORDER BY k"
+            ),
             # The events stored after a cached version.
             "catch_up(uuid, bigint)": sql.SQL(
                 "SELECT originator_version, topic, state FROM {events} "
@@ -87,13 +93,14 @@ class TurnStatements:
             f"EXECUTE {PREFIX}catch_up(%s::uuid, %s::bigint)"
         )
 
-    @functools.cache  # noqa: B019 - one text per count of locks: a few dozen
-    def lock_and_read(self, count: int) -> str:
-        """``BEGIN``, one statement per lock (taken in that order: within a single statement
-        the order of evaluation is not promised), and the members' reads. The same text for
-        the same count, so psycopg parses it once."""
-        locks = "; ".join(["SELECT pg_advisory_xact_lock(%s)"] * count)
-        return f"BEGIN; {locks}; EXECUTE {PREFIX}read(%s::uuid[], %s::bigint[])"
+    @functools.cached_property
+    def lock_and_read(self) -> str:
+        """A group's first round trip: ``BEGIN``, its events' locks, then the members' reads
+        in a statement of their own, whose snapshot comes after every lock."""
+        return (
+            f"BEGIN; EXECUTE {PREFIX}lock(%s::bigint[]); "
+            f"EXECUTE {PREFIX}read(%s::uuid[], %s::bigint[])"
+        )
 
     @functools.cached_property
     def append(self) -> str:
