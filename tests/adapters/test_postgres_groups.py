@@ -263,9 +263,13 @@ class AnswersLost:
 
 
 def test_bookings_whose_commit_answer_was_lost_are_answered_with_their_outcome(
-    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+    service: TicketingService, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gigs = [service.create_event("organizer", f"Gig {n}", total_tickets=3).id for n in range(8)]
+    organizer = open_service(postgres_url)  # so the turns' connections all open below
+    try:
+        gigs = [organizer.create_event("o", f"Gig {n}", total_tickets=3).id for n in range(8)]
+    finally:
+        organizer.close()
     lost = {"left": 3}
     connect = psycopg.connect
     monkeypatch.setattr(psycopg, "connect", lambda *a, **k: AnswersLost(connect(*a, **k), lost))
