@@ -183,20 +183,34 @@ def init_app(app: Flask) -> None:
 
 def _observe(response: Response) -> Response:
     try:
-        route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
+        rule = request.url_rule
+        route = rule.rule if rule else UNMATCHED_ROUTE
         method = request.method if request.method in KNOWN_METHODS else OTHER
         started = g.get("started")  # set by the request log, the app's first before_request
-        measured = metrics()
         if g.get("store_unavailable"):  # set by api.errors when a store error is answered
-            measured.store_errors.labels("request").inc()
-        measured.requests.labels(method, route, _status(response.status_code)).inc()
+            metrics().store_errors.labels("request").inc()
+        requests, duration = _request_series(method, route, _status(response.status_code))
+        requests.inc()
         if started is not None:
-            measured.duration.labels(method, route).observe(time.perf_counter() - started)
-        if request.endpoint == BOOK_ENDPOINT:
-            measured.booking_outcomes.labels(*_booking_outcome(response)).inc()
+            duration.observe(time.perf_counter() - started)
+        if rule is not None and rule.endpoint == BOOK_ENDPOINT:
+            _booking_series(*_booking_outcome(response)).inc()
     except Exception:  # noqa: BLE001 - measuring must never fail a request
         log.warning("could not record request metrics", exc_info=True)
     return response
+
+
+# Every label is one of a fixed set (see the module's docstring), so these stay small. A
+# series looked up by its labels takes a lock and validates them on every request.
+@functools.lru_cache(maxsize=4096)
+def _request_series(method: str, route: str, status: str) -> tuple[Any, Any]:
+    measured = metrics()
+    return measured.requests.labels(method, route, status), measured.duration.labels(method, route)
+
+
+@functools.lru_cache(maxsize=1024)
+def _booking_series(outcome: str, code: str) -> Any:
+    return metrics().booking_outcomes.labels(outcome, code)
 
 
 def _booking_outcome(response: Response) -> tuple[str, str]:
