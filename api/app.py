@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +41,21 @@ BLUEPRINTS = (
 log = logging.getLogger("ticketing.app")
 
 
+class TicketingApp(Flask):
+    """Flask, remembering which hooks and views it has made sure are synchronous: it asks
+    ``inspect`` of every hook and of the view on every request, about ten times a request."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._synchronous: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        synchronous = self._synchronous.get(func)
+        if synchronous is None:
+            synchronous = self._synchronous[func] = super().ensure_sync(func)
+        return synchronous
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the API on the store that ``DATABASE_URL`` names.
 
@@ -52,7 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if len(settings.jwt_secret_key) < MIN_SECRET_LENGTH:
         log.warning("JWT_SECRET_KEY is weak; acceptable only because TICKETING_ENV=development")
 
-    app = Flask(__name__)
+    app = TicketingApp(__name__)
     app.config.update(flask_config(settings))
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if settings.trusted_proxies:
