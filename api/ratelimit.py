@@ -67,23 +67,25 @@ class OneTripRedisStorage(RedisStorage):
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         connection = self._thread_client().connection
-        command = ("EVALSHA", self._incr_expire_ttl.sha, 1, self.prefixed_key(key), expiry, amount)
+        arguments = (b"1", self.prefixed_key(key).encode(), b"%d" % expiry, b"%d" % amount)
         try:
-            count, ttl = self._call(connection, command)
+            count, ttl = self._call(connection, self._incr_expire_ttl.sha, arguments)
         except NoScriptError:  # Redis restarted or flushed its scripts: load it again
             self._incr_expire_ttl.sha = self.get_connection().script_load(INCR_EXPIRE_TTL)
-            count, ttl = self._call(
-                connection, (*command[:1], self._incr_expire_ttl.sha, *command[2:])
-            )
+            count, ttl = self._call(connection, self._incr_expire_ttl.sha, arguments)
         self._per_thread.hit = (key, int(count), max(int(ttl), 0) + time.time(), time.monotonic())
         return int(count)
 
     @staticmethod
-    def _call(connection: Any, command: tuple[Any, ...]) -> Any:
-        """One command and its reply; a connection that failed is dropped (redis-py connects
+    def _call(connection: Any, sha: str, arguments: tuple[bytes, ...]) -> Any:
+        """``EVALSHA`` and its reply; a connection that failed is dropped (redis-py connects
         again on the next command) and the error raised."""
+        parts = (b"EVALSHA", sha.encode(), *arguments)
+        command = b"*%d\r\n" % len(parts) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
+        )
         try:
-            connection.send_packed_command(connection.pack_command(*command))
+            connection.send_packed_command([command])
             return connection.read_response()
         except NoScriptError:
             raise

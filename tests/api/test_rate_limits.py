@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -192,3 +193,19 @@ def test_redis_and_memory_uris_go_through_the_storages_of_api_ratelimit():
     assert storage_uri("rediss://cache:6380") == "ticketing+rediss://cache:6380"
     assert storage_uri("memory://") == "ticketing+memory://"
     assert storage_uri("memcached://cache:11211") == "memcached://cache:11211"
+
+
+def test_a_hit_after_redis_lost_its_scripts_loads_the_script_again():
+    problem = _redis_problem()
+    if problem:
+        pytest.skip(problem)
+    import redis
+    from limits.storage import storage_from_string
+
+    from api.ratelimit import storage_uri
+
+    storage = storage_from_string(storage_uri(REDIS_URL), key_prefix=f"test-{uuid.uuid4().hex}")
+    assert [storage.incr("alice", 60), storage.incr("alice", 60)] == [1, 2]
+    redis.Redis.from_url(REDIS_URL).script_flush()  # as after a restart of Redis
+    assert storage.incr("alice", 60) == 3
+    assert 0 < storage.get_expiry("alice") - time.time() <= 60
