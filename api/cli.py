@@ -130,13 +130,14 @@ def _parser() -> argparse.ArgumentParser:
         "--status",
         action="store_true",
         help="print the outbox's lag and the pending deliveries, then exit; exit 1 over "
-        "--max-pending-seconds or when unmeasurable (a health check for the dispatcher)",
+        "--max-overdue-seconds or when unmeasurable (a health check for the dispatcher)",
     )
     dispatch.add_argument(
-        "--max-pending-seconds",
+        "--max-overdue-seconds",
         type=float,
         metavar="S",
-        help="with --status: unhealthy when a delivery has been pending longer than S seconds",
+        help="with --status: unhealthy when a due delivery has waited more than S seconds "
+        "past its due time (a receiver that is down does not count: its retries are not due)",
     )
     dispatch.set_defaults(run=_dispatch)
 
@@ -383,12 +384,13 @@ def _dispatch_status(args: argparse.Namespace, overrides: Overrides) -> int:
     print(
         f"deliveries: {counts}; {backlog.pending_deliveries} can go out "
         f"({backlog.pending_messages} messages, the oldest pending "
-        f"{backlog.oldest_pending_seconds:.1f} seconds), {backlog.held_deliveries} held by "
+        f"{backlog.oldest_pending_seconds:.1f} seconds, the most overdue "
+        f"{backlog.overdue_seconds:.1f} seconds past due), {backlog.held_deliveries} held by "
         f"disabled endpoints; outbox {backlog.outbox.events} events behind"
     )
-    limit = args.max_pending_seconds
-    if limit is not None and backlog.oldest_pending_seconds > limit:
-        print("ticketing: deliveries have been pending beyond the limit", file=sys.stderr)
+    limit = args.max_overdue_seconds
+    if limit is not None and backlog.overdue_seconds > limit:
+        print("ticketing: due deliveries have waited beyond the limit", file=sys.stderr)
         return EXIT_UNHEALTHY
     return 0
 

@@ -331,6 +331,12 @@ def _notification_gauges(registry: Any) -> None:
             backlog.oldest_pending_seconds,
         ),
         (
+            "notification_overdue_seconds",
+            "How long the most overdue delivery that can go out has waited past its due time "
+            "(0: none due); it grows while no dispatcher works.",
+            backlog.overdue_seconds,
+        ),
+        (
             "notification_held_deliveries",
             "Pending deliveries of disabled endpoints, held until they are enabled again.",
             backlog.held_deliveries,

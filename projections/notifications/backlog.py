@@ -27,6 +27,10 @@ class Backlog:
     pending_deliveries: int
     held_deliveries: int  # pending, of a disabled endpoint
     oldest_pending_seconds: float  # since the oldest pending delivery was made (0: none)
+    # How long the most overdue delivery that can go out has waited past its due time: it
+    # grows while no dispatcher works, not while a receiver is down (a failed attempt is
+    # due again only after its retry delay), so it is the dispatcher's health.
+    overdue_seconds: float
     deliveries: dict[str, int]  # by status: pending, delivered, failed
 
 
@@ -42,7 +46,8 @@ def measure_backlog(log: StoreLog, database: ReadModelDatabase) -> Backlog:
         by_status[row["status"]] = int(row["n"])
     live = database.query(
         "SELECT COUNT(DISTINCT d.message_id) AS messages, COUNT(*) AS deliveries, "
-        "MIN(d.created_at) AS oldest FROM notification_deliveries d "
+        "MIN(d.created_at) AS oldest, MIN(d.next_attempt_at) AS due "
+        "FROM notification_deliveries d "
         "LEFT JOIN webhooks w ON w.webhook_id = d.webhook_id "
         "WHERE d.status = ? AND (d.webhook_id IS NULL OR w.enabled = ?)",
         [PENDING, True],
@@ -53,6 +58,7 @@ def measure_backlog(log: StoreLog, database: ReadModelDatabase) -> Backlog:
         pending_deliveries=int(live["deliveries"] or 0),
         held_deliveries=by_status[PENDING] - int(live["deliveries"] or 0),
         oldest_pending_seconds=_age(live["oldest"]),
+        overdue_seconds=_age(live["due"]),
         deliveries=by_status,
     )
 

@@ -1,8 +1,9 @@
 """Sending mail through the server ``SMTP_URL`` names, with the standard library's smtplib.
 
 ``smtp://host:port`` is plain SMTP (a relay on the same host or network); credentials in it
-are sent only after STARTTLS, when the server offers it. ``smtps://user:password@host:port``
-is SMTP over TLS from the first byte, with the credentials. The password is never logged
+are sent only after STARTTLS, and a server that does not offer it gets no credentials and no
+mail (the delivery is retried). ``smtps://user:password@host:port`` is SMTP over TLS from the
+first byte, with the credentials. The password is never logged
 nor recorded: a failure is recorded as the server's reply code and words, or the kind of
 network failure.
 """
@@ -112,7 +113,13 @@ class MailConnection:
         try:
             smtp.ehlo()
             if server.username is not None:
-                if not server.tls and smtp.has_extn("starttls"):
+                if not server.tls:
+                    if not smtp.has_extn("starttls"):
+                        # Credentials never cross the network in clear: the delivery waits
+                        # (and is retried) until the server offers TLS again.
+                        raise smtplib.SMTPNotSupportedError(
+                            "the server offers no STARTTLS; credentials are sent over TLS only"
+                        )
                     smtp.starttls(context=context)
                     smtp.ehlo()
                 smtp.login(server.username, server.password or "")

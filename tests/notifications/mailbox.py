@@ -4,6 +4,8 @@ received, parsed as a mail client would."""
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,10 +56,13 @@ class Mailbox:
             return AuthResult(success=True)
         return AuthResult(success=False, handled=False)
 
-    def start(self, *, authenticate: bool = False) -> None:
+    def start(self, *, authenticate: bool = False, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: offer STARTTLS with this server context (and take logins only after it)."""
         options: dict[str, Any] = {}
         if authenticate:
-            options = {"authenticator": self._authenticate, "auth_require_tls": False}
+            options = {"authenticator": self._authenticate, "auth_require_tls": tls is not None}
+        if tls is not None:
+            options["tls_context"] = tls
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
 
@@ -68,14 +73,31 @@ class Mailbox:
 
 
 @contextmanager
-def mailbox(*, started: bool = True, authenticate: bool = False) -> Iterator[Mailbox]:
+def mailbox(
+    *, started: bool = True, authenticate: bool = False, tls: ssl.SSLContext | None = None
+) -> Iterator[Mailbox]:
     box = Mailbox()
     if started:
-        box.start(authenticate=authenticate)
+        box.start(authenticate=authenticate, tls=tls)
     try:
         yield box
     finally:
         box.stop()
+
+
+def self_signed(directory: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 made with openssl: (the server's context, a client context
+    that trusts only it)."""
+    cert, key = f"{directory}/smtp.crt", f"{directory}/smtp.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    return server, ssl.create_default_context(cafile=cert)
 
 
 def _free_port() -> int:

@@ -6,11 +6,12 @@ another endpoint, and disabled on a 410."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from domain.service import TicketingService
 from projections.notifications.backlog import measure_backlog
 from projections.notifications.claims import RETRY_DELAYS
+from projections.notifications.tables import moment
 from projections.notifications.webhook_sender import WebhookSender
 from tests.api.servers import free_port
 from tests.notifications.delivering import (
@@ -220,3 +221,23 @@ def test_the_backlog_counts_what_can_go_out_apart_from_what_a_disabled_endpoint_
     assert backlog.held_deliveries == 3
     assert backlog.deliveries == {"pending": 6, "delivered": 0, "failed": 0}
     assert backlog.oldest_pending_seconds > 0 and backlog.outbox.events == 0
+    assert backlog.overdue_seconds > 0  # due since they were made, and no dispatcher ran
+
+
+def test_a_delivery_waiting_out_its_retry_delay_is_pending_but_not_overdue(
+    store: TicketingService, database_url: str
+) -> None:
+    organizer = person(store, "olga")
+    hook(store, database_url, organizer, "http://127.0.0.1:9/down")
+    bookings(store, organizer, 1)
+    made(store, database_url)
+    with webhooks(store, database_url) as hooks:
+        database = hooks.database
+        later = moment(datetime.now(UTC) + timedelta(minutes=5), database.is_postgres)
+        with database.transaction() as cursor:  # as a failed attempt leaves it
+            cursor.execute(
+                "UPDATE notification_deliveries SET attempts = 1, next_attempt_at = ?", [later]
+            )
+        backlog = measure_backlog(store, database)
+    assert backlog.pending_deliveries == 2 and backlog.oldest_pending_seconds > 0
+    assert backlog.overdue_seconds == 0

@@ -70,7 +70,7 @@ def test_a_registered_endpoint_receives_an_offer_modes_story_signed_and_in_order
             assert wait_for(lambda: box.mails(), timeout=30)
             listed = http.call("GET", f"/api/webhooks/{webhook_id}/deliveries", organizer).json()
             metrics = http.call("GET", "/metrics").text
-        status = run_ticketing(database_url, "dispatch", "--status", "--max-pending-seconds", "60")
+        status = run_ticketing(database_url, "dispatch", "--status", "--max-overdue-seconds", "60")
 
     bodies = [request.data for request in receiver.requests]
     assert all(request.verified_by == [0] for request in receiver.requests)

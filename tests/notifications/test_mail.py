@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from domain.event import OFFER
 from domain.service import TicketingService
@@ -13,7 +14,7 @@ from projections.notifications.claims import Claimed
 from projections.notifications.mailer import Mailer, SmtpServer
 from projections.notifications.mails import compose
 from tests.notifications.delivering import dispatching, made, rows, settled, wait_for
-from tests.notifications.mailbox import mailbox, parts
+from tests.notifications.mailbox import mailbox, parts, self_signed
 from tests.notifications.support import person
 from tests.projections.support import Clock
 
@@ -99,14 +100,16 @@ def test_mail_survives_an_smtp_outage_and_is_delivered_once(
     )
 
 
-def test_credentials_of_the_smtp_url_log_in_and_stay_out_of_its_repr(
-    store: TicketingService, database_url: str, clock: Clock
+def test_credentials_of_the_smtp_url_log_in_after_starttls_and_stay_out_of_its_repr(
+    store: TicketingService, database_url: str, clock: Clock, tmp_path: Path
 ) -> None:
     cancellations_by_the_organizer(store, clock)
     made(store, database_url, mail=True)
-    with mailbox(authenticate=True) as box:
+    server_tls, client_tls = self_signed(str(tmp_path))
+    with mailbox(authenticate=True, tls=server_tls) as box:
         url = f"smtp://mailer%40example.com:s3cret%21@127.0.0.1:{box.port}"
-        with dispatching(store, database_url, mailer=Mailer(url, MAIL_FROM)):
+        mailer = Mailer(url, MAIL_FROM, ssl_context=client_tls)
+        with dispatching(store, database_url, mailer=mailer):
             assert wait_for(lambda: settled(database_url))
     assert box.logins and set(box.logins) == {("mailer@example.com", "s3cret!")}
     assert len(box.mails()) == 5
@@ -114,6 +117,22 @@ def test_credentials_of_the_smtp_url_log_in_and_stay_out_of_its_repr(
     assert "s3cret" not in repr(server) and server.password == "s3cret!"
     assert SmtpServer.from_url("smtps://u:p@mail.example.com").port == 465
     assert SmtpServer.from_url("smtps://u:p@mail.example.com").tls
+
+
+def test_credentials_are_never_sent_to_a_server_without_starttls(
+    store: TicketingService, database_url: str, clock: Clock
+) -> None:
+    cancellations_by_the_organizer(store, clock)
+    made(store, database_url, mail=True)
+    with mailbox(authenticate=True) as box:  # plain SMTP, no STARTTLS on offer
+        url = f"smtp://mailer%40example.com:s3cret%21@127.0.0.1:{box.port}"
+        with dispatching(store, database_url, mailer=Mailer(url, MAIL_FROM)):
+            assert wait_for(lambda: all(row["attempts"] >= 1 for row in mail_rows(database_url)))
+            refused = mail_rows(database_url)
+    assert box.logins == [] and box.mails() == []
+    assert all(row["status"] == "pending" for row in refused)
+    assert all("STARTTLS" in row["last_error"] for row in refused)
+    assert all("s3cret" not in row["last_error"] for row in refused)
 
 
 def test_an_offer_whose_deadline_passed_before_it_could_be_mailed_is_not_mailed() -> None:
