@@ -28,6 +28,7 @@ EXIT_CONFIG = 2
 EXIT_INCONSISTENT = 1
 EXIT_REFUSED = 1
 EXIT_UNHEALTHY = 1
+LAG_FOLLOWERS = ("projection", "notifications", "offer-deadlines")
 # A batch is well under a second; longer means the store is gone, and then nothing commits.
 PROJECT_STOP_TIMEOUT_SECONDS = 10.0  # within docker-compose's stop_grace_period (15 s)
 
@@ -143,8 +144,14 @@ def _parser() -> argparse.ArgumentParser:
 
     lag = commands.add_parser(
         "lag",
-        help="how far the read models trail the store; exit 1 when over a limit or unmeasurable "
-        "(a health check for the projector)",
+        help="how far the read models (or another follower) trail the store; exit 1 when over "
+        "a limit or unmeasurable (a health check for the projector and the notifier)",
+    )
+    lag.add_argument(
+        "--follower",
+        choices=LAG_FOLLOWERS,
+        default="projection",
+        help="whose position to measure (default: the projection's)",
     )
     lag.add_argument("--max-events", type=int, metavar="N", help="unhealthy above N events")
     lag.add_argument("--max-seconds", type=float, metavar="S", help="unhealthy above S seconds")
@@ -433,7 +440,7 @@ def _lag(args: argparse.Namespace, overrides: Overrides) -> int:
     log = open_log(database_url)
     database = ReadModelDatabase(database_url)
     try:
-        lag = measure_lag(log, database)
+        lag = measure_lag(log, database, _tracking_name(args.follower))
     except Exception as error:  # noqa: BLE001 - unreachable or unmigrated: unhealthy
         print(f"ticketing: cannot measure the lag: {type(error).__name__}", file=sys.stderr)
         return EXIT_UNHEALTHY
@@ -442,14 +449,29 @@ def _lag(args: argparse.Namespace, overrides: Overrides) -> int:
         log.close()
     print(
         f"lag: {lag.events} events, {lag.seconds:.1f} seconds "
-        f"(read models at position {lag.position}, store at {lag.head})"
+        f"({args.follower} at position {lag.position}, store at {lag.head})"
     )
     too_many = args.max_events is not None and lag.events > args.max_events
     too_old = args.max_seconds is not None and lag.seconds > args.max_seconds
     if too_many or too_old:
-        print("ticketing: the read models lag behind the limit", file=sys.stderr)
+        print(f"ticketing: the {args.follower} lags behind the limit", file=sys.stderr)
         return EXIT_UNHEALTHY
     return 0
+
+
+def _tracking_name(follower: str) -> str:
+    """The ``projection_tracking`` row of a follower named as ``lag --follower`` names it."""
+    if follower == "notifications":
+        from projections.notifications.schema import TRACKING_NAME
+
+        return TRACKING_NAME
+    if follower == "offer-deadlines":
+        from projections.offer_deadlines import TRACKING_NAME
+
+        return TRACKING_NAME
+    from projections.tracking import LIVE
+
+    return LIVE
 
 
 def _rebuild(_args: argparse.Namespace, overrides: Overrides) -> int:

@@ -46,13 +46,13 @@ def test_lag_prints_events_and_seconds_behind(store: str, capsys):
     assert main(["lag"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("lag: 5 events, ")
-    assert "(read models at position 0, store at 5)" in out
+    assert "(projection at position 0, store at 5)" in out
 
 
 def test_lag_over_the_limit_exits_1(store: str, capsys):
     store_events(store, 4)
     assert main(["lag", "--max-events", "4"]) == 1
-    assert "lag behind the limit" in capsys.readouterr().err
+    assert "the projection lags behind the limit" in capsys.readouterr().err
     assert main(["lag", "--max-events", "5"]) == 0
     assert main(["lag", "--max-seconds", "0"]) == 1
     assert main(["lag", "--max-seconds", "3600"]) == 0
@@ -84,3 +84,22 @@ def test_the_compose_projector_health_check_is_this_command(store: str):
     finally:
         service.close()
     assert main(check[2:]) == 1  # over 1,000 unapplied events is over the compose limit
+
+
+def test_lag_of_the_notifier_is_its_own_position_not_the_projections(store: str, capsys):
+    store_events(store, 4)
+    project(store)
+    capsys.readouterr()
+    assert main(["lag", "--follower", "notifications", "--max-events", "4"]) == 1
+    out, err = capsys.readouterr()
+    assert "(notifications at position 0, store at 5)" in out
+    assert "the notifications lags behind the limit" in err
+    assert main(["lag", "--max-events", "0"]) == 0  # the projection has caught up
+
+
+def test_the_compose_notifier_health_check_is_this_command(store: str):
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    check = compose["services"]["notifier"]["healthcheck"]["test"]
+    assert check[:5] == ["CMD", "ticketing", "lag", "--follower", "notifications"]
+    store_events(store, 2)
+    assert main(check[2:]) == 0  # 3 events behind: within the compose limit
