@@ -101,7 +101,10 @@ def test_a_group_takes_its_events_locks_in_ascending_key_order(
     beginning = threading.Thread(target=lambda: begun.append(turns.begin(seats)))
     beginning.start()
     try:
-        waiting = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        waiting = (  # in this database: other databases of the server may hold their own
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         wait_for(lambda: admin.execute(waiting).fetchone() is not None)
         held = admin.execute(
             "SELECT granted, (classid::bigint << 32 | objid::bigint) FROM pg_locks "
@@ -225,7 +228,8 @@ def test_a_commit_lost_with_its_connection_is_a_store_error_for_every_member(
 
     def lose_the_connection(turn: Turn) -> Any:
         holder = admin.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = %s "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             (key(first) % 2**32,),
         ).fetchone()
         admin.execute("SELECT pg_terminate_backend(%s)", holder)
