@@ -124,3 +124,30 @@ def test_many_threads_cycling_through_few_connections_all_get_their_turns(
     stack.close()
 
     assert failures == []
+
+
+def test_each_new_connection_runs_the_setup_once(postgres_url: str) -> None:
+    stack = ConnectionStack(
+        parse_database_url(postgres_url), size=1, setup="PREPARE answer AS SELECT 42"
+    )
+    try:
+        with stack.connection() as conn:
+            assert conn.execute("EXECUTE answer").fetchone() == (42,)
+        with stack.connection() as again:  # reused: preparing again would fail
+            assert again is conn
+            assert again.execute("EXECUTE answer").fetchone() == (42,)
+    finally:
+        stack.close()
+
+
+def test_a_connection_whose_setup_fails_is_dropped_and_its_slot_freed(postgres_url: str) -> None:
+    stack = ConnectionStack(
+        parse_database_url(postgres_url), size=1, wait=0.2, setup="SELECT no_such_function()"
+    )
+    try:
+        for _ in range(2):  # the second attempt gets the slot back, not a timeout
+            with pytest.raises(psycopg.errors.UndefinedFunction):
+                stack.acquire()
+        assert stack._open == set()  # nothing left open behind the failure
+    finally:
+        stack.close()

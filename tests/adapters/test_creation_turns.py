@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import uuid4
 
@@ -15,8 +16,10 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from adapters.database_url import eventsourcing_env, parse_database_url
 from adapters.postgres import PostgresTurns
 from adapters.sqlite import RecorderTurns
+from domain.errors import ServiceBusy
 from domain.event import Event
 from domain.lanes import Lanes
+from domain.ports import Turn
 from domain.service import TicketingService
 from domain.views import EventView
 from tests.adapters.grouping import wait_for
@@ -167,3 +170,34 @@ def test_adopting_keeps_a_lanes_cached_aggregate_and_a_leader_at_work() -> None:
     assert lanes.lane(cached).aggregate == "cached"
     assert lanes.lane(at_work).aggregate is None  # its leader reads the store itself
     assert lanes.lane(idle).aggregate == "adopted"
+
+
+class AlwaysRefused:
+    """Turns whose every append is refused as another member's would be."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    @contextmanager
+    def turn(self, aggregate_id: Any, since: int | None) -> Iterator[Turn]:
+        self.attempts += 1
+
+        def append(stored: list[StoredEvent], watch: Any = None) -> Any:
+            raise IntegrityError("not appended: another member's append was refused")
+
+        yield Turn(missing=[], append=append)
+
+
+def test_a_creation_refused_on_every_attempt_is_answered_busy(
+    service: TicketingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusing = AlwaysRefused()
+    monkeypatch.setattr(service.batches, "_turns", refusing)
+    monkeypatch.setattr("domain.batches.pause", lambda attempt: None)
+    event = new_event()
+
+    with pytest.raises(ServiceBusy):
+        service.batches.create(event, EventView.of)
+
+    assert refusing.attempts == service.settings.command_max_attempts
+    assert service.lanes.lane(event.id).aggregate is None  # nothing cached that is not stored
