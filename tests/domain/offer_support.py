@@ -77,3 +77,24 @@ def assert_seats_add_up(event: Event) -> None:
     assert event.booked == sum(quantity for _, quantity in event.bookings.values())
     assert event.held == sum(offer[2] for offer in event.offers.values())
     assert event.available >= 0 and event.held >= 0
+
+
+class ShiftedClock:
+    """The real clock ``offset`` ahead: time runs as usual, and jumps when moved (for a
+    store, whose other timestamps come from the real clock)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+        self._real = eventsourcing.domain.datetime_now_with_tzinfo
+
+    def __call__(self) -> datetime:
+        return self._real() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+def patch_shifted_clock(monkeypatch: pytest.MonkeyPatch) -> ShiftedClock:
+    clock = ShiftedClock()
+    monkeypatch.setattr(eventsourcing.domain, "datetime_now_with_tzinfo", clock)
+    return clock
