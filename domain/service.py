@@ -148,7 +148,7 @@ class TicketingService(Application[UUID]):
             offer_ttl_seconds=offer_ttl_seconds,
         )
         try:
-            self._save_and_announce(event)
+            return self.batches.create(event, EventView.of)
         except OperationalError:
             # Not retried: without a key a retry could not tell a lost answer from a lost write.
             raise ServiceBusy("The store is busy, please retry.") from None
@@ -158,7 +158,6 @@ class TicketingService(Application[UUID]):
                 raise
             existing.replay(idempotency)
             return EventView.of(existing)
-        return EventView.of(event)
 
     def book(
         self,
@@ -311,10 +310,6 @@ class TicketingService(Application[UUID]):
             return EventView.of(event)
 
         return self._execute(event_id, decide_and_view)
-
-    def _save_and_announce(self, *aggregates: Any) -> None:
-        self.save(*aggregates)
-        self._announce()
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         """Append, and log each appended domain event with its position in the store."""
