@@ -147,6 +147,9 @@ class Event(Aggregate):
         self.offered_entries: dict[str, str] = {}
         # settled offer id -> accepted / declined / expired, to answer a late call exactly.
         self.offer_outcomes: dict[str, str] = {}
+        # every offer id -> the user it was made to: what became of an offer is the business
+        # of that user alone, so anyone else is refused before being told.
+        self.offer_users: dict[str, str] = {}
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -157,6 +160,7 @@ class Event(Aggregate):
             offers={},
             offered_entries={},
             offer_outcomes={},
+            offer_users={},
         )
 
     @staticmethod
@@ -490,16 +494,17 @@ class Event(Aggregate):
 
     def _open_offer(self, offer_id: str, actor_id: str) -> list[Any]:
         """The open offer ``offer_id`` of ``actor_id``, or the refusal that says why not."""
+        owner = self.offer_users.get(offer_id)
+        if owner is None:
+            raise OfferNotFound("No such offer.")
+        if owner != actor_id:
+            raise NotAllowed("Only the person an offer was made to may answer it.")
         offer = self.offers.get(offer_id)
         if offer is None:
-            outcome = self.offer_outcomes.get(offer_id)
+            outcome = self.offer_outcomes[offer_id]
             if outcome == EXPIRED:
                 raise OfferExpired("This offer has expired.")
-            if outcome is not None:
-                raise OfferClosed(f"This offer was already {outcome}.")
-            raise OfferNotFound("No such offer.")
-        if offer[0] != actor_id:
-            raise NotAllowed("Only the person an offer was made to may answer it.")
+            raise OfferClosed(f"This offer was already {outcome}.")
         return offer
 
     def _decline(
@@ -781,6 +786,7 @@ class Event(Aggregate):
                 sorted(self.offers.items(), key=lambda item: datetime.fromisoformat(item[1][3]))
             )
         self.offered_entries[waiting_list_id] = offer_id
+        self.offer_users[offer_id] = user_id
         self.held += quantity
         self._record_handed_on(
             idempotency_key,

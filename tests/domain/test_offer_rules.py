@@ -312,6 +312,28 @@ def test_only_the_offers_user_may_accept_or_decline_it(clock: Clock) -> None:
     assert pending_types(event) == [] and offered_to(event) == [("bob", 1)]
 
 
+def test_someone_else_is_refused_an_offer_without_learning_what_became_of_it(
+    clock: Clock,
+) -> None:
+    event = offer_event(total_tickets=3)
+    sold_out(event, ["ann", "bob", "cat"], ["dan", "eve", "fay"])
+    for holder in ("ann", "bob", "cat"):
+        event.cancel(holder, user_id=holder)
+    accepted, declined = offer_id_of(event, "dan"), offer_id_of(event, "eve")
+    expired = offer_id_of(event, "fay")
+    event.accept_offer("dan", accepted)
+    event.decline_offer("eve", declined)
+    clock.advance(TTL)
+    event.settle_due_offers()
+    pending_types(event)
+
+    for offer_id in (accepted, declined, expired):
+        for answer in (event.accept_offer, event.decline_offer):
+            with pytest.raises(NotAllowed):
+                answer("mallory", offer_id)
+    assert pending_types(event) == []
+
+
 # ------------------------------------------------------------------------------ idempotency
 
 
@@ -501,7 +523,7 @@ def test_a_version_1_snapshot_loads_in_auto_mode(clock: Clock) -> None:
         for key, value in taken.state.items()
         if key
         not in {"class_version", "waitlist_mode", "offer_ttl_seconds", "held", "offers"}
-        | {"offered_entries", "offer_outcomes"}
+        | {"offered_entries", "offer_outcomes", "offer_users"}
     }
     v1 = EventSnapshot(
         originator_id=taken.originator_id,
