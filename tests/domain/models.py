@@ -197,12 +197,12 @@ class OfferModel(Model):
         offer = next((offer for offer in self.made if offer.id == offer_id), None)
         if offer is None:
             raise OfferNotFound("none")
+        if offer.user != actor:
+            raise NotAllowed("not yours")
         if offer.outcome == "expired":
             raise OfferExpired("expired")
         if offer.outcome is not None:
             raise OfferClosed(offer.outcome)
-        if offer.user != actor:
-            raise NotAllowed("not yours")
         return offer
 
     def accept(self, offer_id: str, actor: str) -> None:
