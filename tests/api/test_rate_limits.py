@@ -87,6 +87,36 @@ def test_health_is_never_rate_limited(limited: Api):
         assert limited.request("GET", "/health").status_code == 200
 
 
+def test_unmatched_paths_are_not_counted(limited: Api):
+    for _ in range(5):
+        response = limited.request("GET", "/api/no-such-route")
+        assert response.status_code == 404
+        assert "X-RateLimit-Limit" not in response.headers
+
+
+def test_each_route_has_its_own_budget_under_the_default_limit(limited: Api):
+    for _ in range(3):
+        assert limited.request("GET", "/api/users/me").status_code == 401
+    assert limited.request("GET", "/api/users/me").status_code == 429
+    other = limited.request("GET", "/api/users/me/bookings")
+    assert other.status_code == 401
+    assert other.headers["X-RateLimit-Remaining"] == "2"
+
+
+def test_a_list_of_limits_shows_and_refuses_by_its_shortest_window(sqlite_url: str):
+    app = open_app(sqlite_url, RATE_LIMIT_DEFAULT="3 per hour; 2 per minute")
+    try:
+        api = Api(app)
+        answers = [api.request("GET", "/api/users/me") for _ in range(3)]
+        assert [a.headers["X-RateLimit-Limit"] for a in answers[:2]] == ["2", "2"]
+        assert [a.headers["X-RateLimit-Remaining"] for a in answers[:2]] == ["1", "0"]
+        assert [a.status_code for a in answers] == [401, 401, 429]
+        assert 0 < int(answers[2].headers["Retry-After"]) <= 60
+        assert "Retry-After" not in answers[1].headers
+    finally:
+        app.extensions["ticketing"].close()
+
+
 def _redis_problem() -> str | None:
     import redis
 
