@@ -111,9 +111,10 @@ def _add_headers(response: Response) -> Response:
         return response
     item, remaining, reset_at = window
     headers = response.headers
-    headers["X-RateLimit-Limit"] = str(item.amount)
-    headers["X-RateLimit-Remaining"] = str(remaining)
-    headers["X-RateLimit-Reset"] = str(reset_at)
+    # Appended, not set: no view names these, and setting one scans every header first.
+    headers.add("X-RateLimit-Limit", str(item.amount))
+    headers.add("X-RateLimit-Remaining", str(remaining))
+    headers.add("X-RateLimit-Reset", str(reset_at))
     if response.status_code == 429:
         headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
     return response

@@ -81,7 +81,7 @@ def _start() -> None:
 
 def _finish(response: Response) -> Response:
     request_id = g.get("request_id") or uuid.uuid4().hex
-    response.headers[REQUEST_ID_HEADER] = request_id
+    response.headers.add(REQUEST_ID_HEADER, request_id)  # no view sets it
     if not request_log.isEnabledFor(logging.INFO):  # e.g. LOG_LEVEL=WARNING: nothing to build
         return response
     started = g.get("started")
