@@ -100,5 +100,9 @@ def flask_config(settings: Settings) -> dict[str, Any]:
         "RATE_LIMIT_DEFAULT": settings.rate_limit_default,
         "RATELIMIT_STORAGE_URI": ratelimit.storage_uri(settings.ratelimit_storage_uri),
         "RATELIMIT_KEY_PREFIX": settings.ratelimit_key_prefix,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        # A Redis outage must not take the API down: limit in memory until Redis is back.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
         "RATE_LIMIT_AUTH": settings.rate_limit_auth,
     }

@@ -1,7 +1,7 @@
 """Rate-limit counters in Redis in one round trip per request.
 
 A limit's hit is one Redis call, and the ``X-RateLimit-*`` headers need the window's count
-and expiry (``api.limiter`` reads the expiry back, as flask-limiter read both: two more).
+and expiry (flask-limiter reads both back: two more).
 This storage answers the hit with the count and expiry together and lets the same thread's
 next reads of that key use them: one round trip instead of three on every request. The hit
 goes over a connection the thread keeps (redis-py's ``single_connection_client``) rather

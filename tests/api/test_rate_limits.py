@@ -191,7 +191,7 @@ def test_redis_limits_cost_one_round_trip_per_request_with_exact_window_stats(mo
 
     monkeypatch.setattr(connection_class, "send_packed_command", counted)
     allowed, remaining, resets = [], [], set()
-    for _ in range(4):  # what api.limiter does per request: hit, then read the window
+    for _ in range(4):  # what flask-limiter does per request: hit, then read the window
         allowed.append(limiter.hit(limit, "alice"))
         stats = limiter.get_window_stats(limit, "alice")
         remaining.append(stats.remaining)

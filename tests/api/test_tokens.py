@@ -1,5 +1,4 @@
-"""Bearer tokens are verified as PyJWT verifies them: the tokens this app issues through
-the HMAC check of api.tokens, any other header through PyJWT itself."""
+"""Bearer tokens are verified by PyJWT: what it refuses, api.tokens refuses."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import jwt
 import pytest
 from flask import Flask
 
-from api.tokens import ISSUED_HEADER, verify_token
+from api.tokens import verify_token
 
 SECRET = "a-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -31,16 +30,13 @@ def _token(secret: str = SECRET, headers: dict | None = None, **changes: object)
     return jwt.encode(claims, secret, algorithm="HS256", headers=headers)
 
 
-def test_an_issued_token_takes_the_hmac_path_and_gives_pyjwts_claims(app: Flask):
+def test_an_issued_token_gives_pyjwts_claims(app: Flask):
     token = _token()
-    assert token.startswith(ISSUED_HEADER + ".")
     assert verify_token(token) == jwt.decode(token, SECRET, algorithms=["HS256"])
 
 
-def test_a_token_with_another_header_is_verified_by_pyjwt(app: Flask):
-    token = _token(headers={"kid": "k1"})
-    assert not token.startswith(ISSUED_HEADER + ".")
-    assert verify_token(token)["sub"] == "u1"
+def test_a_token_with_another_header_is_verified_alike(app: Flask):
+    assert verify_token(_token(headers={"kid": "k1"}))["sub"] == "u1"
     with pytest.raises(jwt.InvalidSignatureError):
         verify_token(_token("another-secret-that-is-long-enough-0123456789", {"kid": "k1"}))
 
@@ -60,9 +56,8 @@ def test_a_token_with_another_header_is_verified_by_pyjwt(app: Flask):
         ({"type": "refresh"}, jwt.InvalidTokenError),
     ],
 )
-def test_an_issued_token_is_refused_for_what_pyjwt_refuses(app: Flask, changes, error):
+def test_a_token_is_refused_for_what_pyjwt_refuses(app: Flask, changes, error):
     token = _token(**changes)
-    assert token.startswith(ISSUED_HEADER + ".")
     with pytest.raises(error):
         verify_token(token)
 
@@ -74,14 +69,13 @@ def test_a_signature_of_another_key_or_a_changed_payload_is_refused(app: Flask):
     forged = _token(sub="admin").split(".")[1]
     with pytest.raises(jwt.InvalidSignatureError):
         verify_token(f"{header}.{forged}.{signature}")
-    with pytest.raises(jwt.InvalidSignatureError):
+    with pytest.raises(jwt.InvalidTokenError):
         verify_token(f"{header}.{payload}")
-    with pytest.raises(jwt.InvalidSignatureError):
+    with pytest.raises(jwt.InvalidTokenError):
         verify_token(f"{header}.{payload}.{signature}.{signature}")
 
 
 def test_a_payload_that_is_not_an_object_is_refused(app: Flask):
     token = jwt.api_jws.encode(b"[1, 2]", SECRET, algorithm="HS256")
-    assert token.startswith(ISSUED_HEADER + ".")
     with pytest.raises(jwt.DecodeError):
         verify_token(token)

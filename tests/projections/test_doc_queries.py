@@ -45,7 +45,7 @@ def query(database_url: str, sql: str) -> list[dict]:
 
 @pytest.fixture
 def rows(store: TicketingService, database_url: str, clock: Clock) -> Iterator[dict]:
-    offer_history(store, 1500, clock, seed=4)
+    offer_history(store, 1500, clock, seed=6)
     runner = ProjectionRunner(database_url, log=store)
     try:
         runner.process_available()
