@@ -18,11 +18,12 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,8 +36,10 @@ from bench.onsale.stack import RESULTS, bench_env, free_port, stop, wait_healthy
 TICKETING = [sys.executable, "-m", "api.cli"]
 
 
-def receive(port: int, count: Any) -> None:
+def receive(port: int, count: Any, nice: int = 0) -> None:
     """The receiver process: 200 to every POST, counted in ``count``."""
+    if nice:
+        os.nice(nice)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -77,7 +80,12 @@ def stack(args: argparse.Namespace, name: str) -> Iterator[tuple[str, str]]:
     with open(RESULTS / f"notifications-{name}.log", "w") as out:
         processes = [
             subprocess.Popen([*TICKETING, *command], env=env, stdout=out, stderr=out)
-            for command in ([*serve, *workers], ["project"], ["notify"], ["dispatch"])
+            for command in ([*serve, *workers], ["project"])
+        ] + [
+            subprocess.Popen(
+                [*TICKETING, command], env=env, stdout=out, stderr=out, preexec_fn=niced(args)
+            )
+            for command in ("notify", "dispatch")
         ]
         try:
             base_url = f"http://127.0.0.1:{port}"
@@ -87,13 +95,22 @@ def stack(args: argparse.Namespace, name: str) -> Iterator[tuple[str, str]]:
             stop(*processes)
 
 
+def niced(args: argparse.Namespace) -> Callable[[], None] | None:
+    """Lower a process's CPU priority by ``--nice`` (in the child, before it runs)."""
+    if not args.nice:
+        return None
+    return lambda: os.nice(args.nice)
+
+
 def run_arm(args: argparse.Namespace, name: str, subscribed: bool) -> dict[str, Any]:
     with stack(args, name) as (base_url, secret):
         users, organizer = create_users(args.database_url, args.users, name)
         tokens = mint_tokens(secret, [*users, organizer])
         count = multiprocessing.Value("l", 0)
         port = free_port()
-        receiver = multiprocessing.Process(target=receive, args=(port, count), daemon=True)
+        receiver = multiprocessing.Process(
+            target=receive, args=(port, count, args.nice), daemon=True
+        )
         receiver.start()
         try:
             wait_listening(port)
@@ -166,8 +183,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="pairs of arms, alternating")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the notifier, the dispatcher and the receiver this much nicer than the API "
+        "(as an operator gives the booking path the CPU first on a shared host)",
+    )
     args = parser.parse_args(argv)
-    print(f"bench.notifications on {machine()}: {args.users} bookings per arm", flush=True)
+    print(
+        f"bench.notifications on {machine()}: {args.users} bookings per arm, "
+        f"notifier, dispatcher and receiver at nice {args.nice}",
+        flush=True,
+    )
     results: dict[str, list[dict[str, Any]]] = {"without": [], "with": []}
     for repeat in range(args.repeats):
         order = [("without", False), ("with", True)]
