@@ -619,6 +619,23 @@ class Event(Aggregate):
         if holding == [None, None]:
             del self.holders[user_id]
 
+    def _serve(
+        self, user_id: str, waiting_list_id: str, booking_id: str, quantity: int, remaining: int
+    ) -> int:
+        """Seats of a queue entry join its holder's booking (a new one, or a partial holder's);
+        the entry keeps ``remaining`` seats wanted, or leaves. Returns the booking's seats."""
+        self._next_sequence(booking_id)
+        entry = self.bookings.setdefault(booking_id, [user_id, 0])
+        entry[1] += quantity
+        self.booked += quantity
+        self.holders[user_id][0] = booking_id
+        if remaining:
+            self.waitlist[waiting_list_id][1] = remaining
+            self.waiting_seats -= quantity
+        else:
+            self._leave_queue(user_id, waiting_list_id, quantity)
+        return entry[1]
+
     def _close_offer(self, offer_id: str, outcome: str) -> int:
         """Settle an open offer; returns its quantity, no longer held."""
         _, waiting_list_id, quantity, _ = self.offers.pop(offer_id)
@@ -719,18 +736,7 @@ class Event(Aggregate):
         idempotency_key: str | None,
         request_hash: str | None,
     ) -> None:
-        self._next_sequence(booking_id)
-        entry = self.bookings.setdefault(booking_id, [user_id, 0])
-        entry[1] += quantity
-        self.booked += quantity
-        self.waiting_seats -= quantity
-        holding = self.holders[user_id]
-        holding[0] = booking_id
-        if remaining:
-            self.waitlist[waiting_list_id][1] = remaining
-        else:
-            del self.waitlist[waiting_list_id]
-            holding[1] = None
+        self._serve(user_id, waiting_list_id, booking_id, quantity, remaining)
         self._record_handed_on(
             idempotency_key,
             "reassigned",
@@ -807,22 +813,13 @@ class Event(Aggregate):
         request_hash: str | None,
         timestamp: datetime | None = None,
     ) -> None:
-        self._next_sequence(booking_id)
         self._close_offer(offer_id, ACCEPTED)
-        entry = self.bookings.setdefault(booking_id, [user_id, 0])
-        entry[1] += quantity
-        self.booked += quantity
-        self.holders[user_id][0] = booking_id
-        if remaining:
-            self.waitlist[waiting_list_id][1] = remaining
-            self.waiting_seats -= quantity
-        else:
-            self._leave_queue(user_id, waiting_list_id, quantity)
+        booked = self._serve(user_id, waiting_list_id, booking_id, quantity, remaining)
         if idempotency_key:
             self._remember(
                 idempotency_key,
                 request_hash,
-                {"booking_id": booking_id, "user_id": user_id, "quantity": entry[1]},
+                {"booking_id": booking_id, "user_id": user_id, "quantity": booked},
                 timestamp,
             )
 
